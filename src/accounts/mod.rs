@@ -1,0 +1,155 @@
+//! Accounts: the core records every plugin stands on — tenants, users,
+//! roles, grants, sessions and the audit log — with their rules (validation,
+//! permission checks, no privilege escalation, tenant isolation). Each
+//! operation is one write transaction; every change to who-may-do-what
+//! invalidates the principal cache before the answer leaves.
+
+mod audit;
+mod bootstrap;
+mod error;
+mod principals;
+mod roles;
+mod sessions;
+mod tenants;
+mod users;
+
+pub use bootstrap::{BootstrapOutcome, sync_core_permissions};
+pub use error::ServiceError;
+pub use roles::{NewRole, RolePatch};
+pub use sessions::{LoginRequest, Session};
+pub use tenants::{NewTenant, NewTenantAdmin, TenantPatch};
+pub use users::{NewUser, UserPatch};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::Principal;
+use crate::auth::ratelimit::LoginLimiter;
+use crate::auth::token::TokenKeys;
+use crate::storage::Db;
+
+use principals::PrincipalCache;
+
+/// A page request: `?limit&offset`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// 1..=500.
+    pub limit: u32,
+    /// 0..
+    pub offset: u32,
+}
+
+/// A page of results with the total count.
+#[derive(Debug, serde::Serialize)]
+pub struct Paged<T> {
+    /// This page.
+    pub items: Vec<T>,
+    /// Matching rows in all pages.
+    pub total: u64,
+    /// Echo of the request.
+    pub limit: u32,
+    /// Echo of the request.
+    pub offset: u32,
+}
+
+/// The accounts service; cheap to clone.
+#[derive(Clone)]
+pub struct Accounts {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    keys: TokenKeys,
+    refresh_ttl: Duration,
+    pinned_tenant: Option<String>,
+    limiter: LoginLimiter,
+    cache: PrincipalCache,
+    dummy_hash: String,
+    /// At most this many argon2 computations at once: they are CPU-bound, and
+    /// a burst of logins must not starve everything else of cores.
+    hashing: tokio::sync::Semaphore,
+}
+
+impl Accounts {
+    /// Build the service over an open, migrated database.
+    pub fn new(
+        db: Db,
+        keys: TokenKeys,
+        refresh_ttl: Duration,
+        pinned_tenant: Option<String>,
+    ) -> Accounts {
+        let permits = std::thread::available_parallelism().map_or(2, usize::from);
+        Accounts {
+            inner: Arc::new(Inner {
+                db,
+                keys,
+                refresh_ttl,
+                pinned_tenant,
+                limiter: LoginLimiter::default(),
+                cache: PrincipalCache::default(),
+                dummy_hash: crate::auth::password::dummy_hash(),
+                hashing: tokio::sync::Semaphore::new(permits),
+            }),
+        }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// Hash a password on a blocking thread, bounded by the hashing semaphore.
+    async fn hash_password(&self, password: String) -> Result<String, ServiceError> {
+        let _permit = self
+            .inner
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| crate::storage::StorageError::Task(e.to_string()))?;
+        tokio::task::spawn_blocking(move || crate::auth::password::hash(&password))
+            .await
+            .map_err(|e| ServiceError::Storage(crate::storage::StorageError::Task(e.to_string())))
+    }
+
+    /// Verify passwords against hashes on a blocking thread; returns which matched.
+    async fn verify_passwords(
+        &self,
+        password: String,
+        hashes: Vec<String>,
+    ) -> Result<Vec<bool>, ServiceError> {
+        let _permit = self
+            .inner
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| crate::storage::StorageError::Task(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            hashes
+                .iter()
+                .map(|h| crate::auth::password::verify(&password, h))
+                .collect()
+        })
+        .await
+        .map_err(|e| ServiceError::Storage(crate::storage::StorageError::Task(e.to_string())))
+    }
+
+    /// Drop every cached principal: called after any change to users, roles,
+    /// grants, tenants or the catalog, before the answer is sent.
+    pub fn invalidate_principals(&self) {
+        self.inner.cache.invalidate();
+    }
+}
+
+/// Require a permission of the caller.
+fn require(actor: &Principal, permission: &str) -> Result<(), ServiceError> {
+    if actor.can(permission) {
+        Ok(())
+    } else {
+        Err(ServiceError::missing_permission(permission))
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

@@ -1,0 +1,186 @@
+//! Wiring: [`App::build`] opens storage, applies migrations, loads the JWT
+//! secret, bootstraps the first tenant; [`App::serve`] runs the HTTP server
+//! on a given listener until a shutdown future resolves, then drains
+//! in-flight requests (bounded).
+
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::accounts::{Accounts, BootstrapOutcome, ServiceError};
+use crate::auth::token::{TokenKeys, random_hex};
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::storage::{Db, StorageError, migrations};
+
+/// How long in-flight requests may take to finish after shutdown begins.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// First start failed.
+    #[error("bootstrap: {0}")]
+    Bootstrap(#[from] ServiceError),
+    /// The JWT secret file could not be read or written.
+    #[error("JWT secret file {path}: {message}")]
+    Secret {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A built application, ready to serve.
+pub struct App {
+    state: AppState,
+}
+
+impl App {
+    /// Open storage, migrate, bootstrap. Safe to call on an initialised data dir.
+    pub async fn build(config: &Config) -> Result<App, StartError> {
+        let accounts = open_accounts(config).await?;
+        match accounts
+            .bootstrap(
+                config.tenant.clone(),
+                config.admin_email.clone(),
+                config.admin_password.clone(),
+            )
+            .await?
+        {
+            BootstrapOutcome::AlreadyInitialised => {}
+            BootstrapOutcome::Created {
+                tenant,
+                email,
+                generated_password,
+            } => match generated_password {
+                Some(password) => tracing::warn!(
+                    tenant,
+                    email,
+                    "first start: created tenant and SUPER_ADMIN; generated password (shown once): {password}"
+                ),
+                None => {
+                    tracing::info!(tenant, email, "first start: created tenant and SUPER_ADMIN")
+                }
+            },
+        }
+        let state = AppState {
+            db: accounts.db().clone(),
+            accounts,
+            max_body: config.max_body,
+            dev: config.dev,
+            ready: Arc::new(AtomicBool::new(false)),
+        };
+        state.ready.store(true, Ordering::Release);
+        Ok(App { state })
+    }
+
+    /// The router (for tests that drive it without a socket).
+    pub fn router(&self) -> axum::Router {
+        http::router(self.state.clone())
+    }
+
+    /// The accounts service.
+    pub fn accounts(&self) -> &Accounts {
+        &self.state.accounts
+    }
+
+    /// Serve on `listener` until `shutdown` resolves, then stop accepting and
+    /// give in-flight requests up to [`DRAIN_TIMEOUT`] to finish.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = self.router();
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let signalled = async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        };
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signalled);
+        let mut rx_deadline = rx.clone();
+        let deadline = async move {
+            let _ = rx_deadline.wait_for(|s| *s).await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        };
+        tokio::select! {
+            result = server => result,
+            () = deadline => {
+                tracing::warn!("shutdown: in-flight requests did not finish in {DRAIN_TIMEOUT:?}; exiting");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Open and migrate the database and build the accounts service (also used
+/// by the CLI commands that work on the data dir directly).
+pub async fn open_accounts(config: &Config) -> Result<Accounts, StartError> {
+    let db = Db::open(&config.data_dir, config.sync)?;
+    let db_for_migrations = db.clone();
+    tokio::task::spawn_blocking(move || migrations::apply(&db_for_migrations))
+        .await
+        .map_err(|e| StorageError::Task(e.to_string()))??;
+    let secret = match &config.jwt_secret {
+        Some(s) => s.clone(),
+        None => load_or_create_secret(&config.data_dir)?,
+    };
+    let keys = TokenKeys::new(&secret, config.access_ttl);
+    let accounts = Accounts::new(db, keys, config.refresh_ttl, config.tenant.clone());
+    accounts
+        .db()
+        .write(|tx| crate::accounts::sync_core_permissions(tx))
+        .await?;
+    Ok(accounts)
+}
+
+/// Read `<data dir>/jwt_secret`, or create it (mode 0600) with 32 random bytes
+/// written as 64 hex characters (the characters are the key).
+fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>, StartError> {
+    let path = data_dir.join("jwt_secret");
+    let fail = |message: String| StartError::Secret {
+        path: path.display().to_string(),
+        message,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let secret = text.trim().as_bytes().to_vec();
+            if secret.len() < 32 {
+                return Err(fail(format!(
+                    "secret is {} bytes long (expected at least 32)",
+                    secret.len()
+                )));
+            }
+            Ok(secret)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret = random_hex(32);
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file = options.open(&path).map_err(|e| fail(e.to_string()))?;
+            file.write_all(secret.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| fail(e.to_string()))?;
+            Ok(secret.into_bytes())
+        }
+        Err(e) => Err(fail(e.to_string())),
+    }
+}

@@ -1,0 +1,8 @@
+//! One module per resource, each exposing `router()`.
+
+pub mod audit;
+pub mod auth;
+pub mod ops;
+pub mod roles;
+pub mod tenants;
+pub mod users;

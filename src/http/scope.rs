@@ -1,0 +1,62 @@
+//! Per-request context carried in a task-local: the request id (for every
+//! problem body and log line), dev mode, and what the log line needs to know
+//! once the handler is done (matched route, tenant). Handlers and the error
+//! mapping run in the request's task, so no state is threaded by hand.
+
+use std::cell::RefCell;
+
+/// The context of one request.
+pub struct RequestScope {
+    id: String,
+    dev: bool,
+    route: RefCell<Option<String>>,
+    tenant: RefCell<Option<String>>,
+}
+
+tokio::task_local! {
+    static SCOPE: RequestScope;
+}
+
+impl RequestScope {
+    /// A new scope.
+    pub fn new(id: String, dev: bool) -> RequestScope {
+        RequestScope {
+            id,
+            dev,
+            route: RefCell::new(None),
+            tenant: RefCell::new(None),
+        }
+    }
+}
+
+/// Run `fut` inside `scope`.
+pub async fn run<F: std::future::Future>(scope: RequestScope, fut: F) -> F::Output {
+    SCOPE.scope(scope, fut).await
+}
+
+/// The current request id.
+pub fn request_id() -> Option<String> {
+    SCOPE.try_with(|s| s.id.clone()).ok()
+}
+
+/// Whether error details go into responses.
+pub fn dev_mode() -> bool {
+    SCOPE.try_with(|s| s.dev).unwrap_or(false)
+}
+
+/// Record the matched route template.
+pub fn set_route(route: &str) {
+    let _ = SCOPE.try_with(|s| *s.route.borrow_mut() = Some(route.to_owned()));
+}
+
+/// Record the caller's tenant slug.
+pub fn set_tenant(slug: &str) {
+    let _ = SCOPE.try_with(|s| *s.tenant.borrow_mut() = Some(slug.to_owned()));
+}
+
+/// Take what was recorded: (route, tenant).
+pub fn take_recorded() -> (Option<String>, Option<String>) {
+    SCOPE
+        .try_with(|s| (s.route.borrow_mut().take(), s.tenant.borrow_mut().take()))
+        .unwrap_or((None, None))
+}

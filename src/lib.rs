@@ -1,0 +1,24 @@
+//! plinth: a single-binary, multi-tenant application server extended by
+//! scripted plugins.
+//!
+//! The map, lowest layer first (a module only uses those above it):
+//!
+//! - [`config`] — flag > env > `plinth.toml` > default; errors name the source.
+//! - [`validation`] — field errors and the rules for core identifiers.
+//! - [`auth`] — passwords (argon2id), JWTs, refresh-token material, login
+//!   rate limiting, the [`auth::Principal`] and RBAC rules.
+//! - [`storage`] — SQLite: read pool + one writer, migrations, and every SQL
+//!   statement (the seam a second engine would implement).
+//! - [`accounts`] — tenants, users, roles, grants, sessions, audit: the rules.
+//! - [`http`] — axum routes, extractors, middleware, problem+json mapping.
+//! - [`app`] — wiring: build from a config, serve on a listener.
+//! - [`cli`] — subcommands and exit codes.
+
+pub mod accounts;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod storage;
+pub mod validation;
