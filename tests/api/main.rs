@@ -1,0 +1,15 @@
+//! Integration tests: the real server on 127.0.0.1:0 with a temp data dir,
+//! driven over HTTP (and the CLI binary), one module per feature.
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod cli;
+mod edge;
+mod isolation;
+mod lifecycle;
+mod roles;
+mod tenants;
+mod tokens;
+mod users;
