@@ -733,6 +733,33 @@ mod tests {
         assert!(err.contains("does not exist"), "{err}");
     }
 
+    /// The `plinth.toml` example and the settings table of the operator guide
+    /// are what the code accepts.
+    #[test]
+    fn operator_guide_example_and_table_match_the_code() {
+        let guide = include_str!("../sdk-docs/operator-guide.md");
+        let start = guide.find("```toml\n").expect("toml example") + "```toml\n".len();
+        let len = guide[start..].find("```").expect("end of example");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("plinth.toml");
+        std::fs::write(&path, &guide[start..start + len]).expect("write");
+        let existing = dir.path().to_string_lossy().into_owned();
+        let flags = Flags {
+            config: Some(path.to_string_lossy().into_owned()),
+            manifests_dir: Some(existing.clone()),
+            scripts_dir: Some(existing),
+            ..Flags::default()
+        };
+        let c = Config::resolve(&flags, &|_| None).expect("documented example resolves");
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.active_plugins, Some(vec!["inventory".into(), "loyalty".into()]));
+        for spec in ALL {
+            assert!(guide.contains(&format!("`{}`", spec.env)), "{} documented", spec.env);
+            assert!(guide.contains(&format!("`{}`", spec.key)), "key {} documented", spec.key);
+        }
+    }
+
     #[test]
     fn short_jwt_secret_is_refused() {
         let env = env_of(&[("PLINTH_JWT_SECRET", "short")]);
