@@ -15,7 +15,12 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
     let app = Router::new().route(
         "/",
-        get(|| async { ([(header::CONTENT_TYPE, "application/json")], "{\"ok\":true}") }),
+        get(|| async {
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                "{\"ok\":true}",
+            )
+        }),
     );
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     axum::serve(listener, app).await

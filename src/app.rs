@@ -142,7 +142,7 @@ pub async fn open_accounts(config: &Config) -> Result<Accounts, StartError> {
     let accounts = Accounts::new(db, keys, config.refresh_ttl, config.tenant.clone());
     accounts
         .db()
-        .write(|tx| crate::accounts::sync_core_permissions(tx))
+        .write(crate::accounts::sync_core_permissions)
         .await?;
     Ok(accounts)
 }

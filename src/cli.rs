@@ -279,7 +279,7 @@ async fn migrate_command(config: &Config) -> anyhow::Result<()> {
     let db = crate::storage::Db::open(&config.data_dir, config.sync)?;
     let applied = tokio::task::spawn_blocking(move || {
         let applied = crate::storage::migrations::apply(&db)?;
-        db.write_blocking(|tx| crate::accounts::sync_core_permissions(tx))?;
+        db.write_blocking(crate::accounts::sync_core_permissions)?;
         Ok::<_, crate::storage::StorageError>(applied)
     })
     .await??;

@@ -201,12 +201,15 @@ pub struct Flags {
     pub dev: bool,
 }
 
+/// A command-line flag's name and how to read it from [`Flags`].
+type FlagSource = (&'static str, fn(&Flags) -> Option<String>);
+
 /// One setting: its names in each source and its default.
 struct Spec {
     label: &'static str,
     key: &'static str,
     env: &'static str,
-    flag: Option<(&'static str, fn(&Flags) -> Option<String>)>,
+    flag: Option<FlagSource>,
     default: Option<&'static str>,
 }
 
@@ -347,24 +350,24 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn raw(&self, spec: &Spec) -> Option<(String, Source)> {
-        if let Some((flag, get)) = spec.flag {
-            if let Some(v) = get(self.flags) {
-                return Some((v, Source::Flag(flag)));
-            }
+        if let Some((flag, get)) = spec.flag
+            && let Some(v) = get(self.flags)
+        {
+            return Some((v, Source::Flag(flag)));
         }
         if let Some(v) = (self.env)(spec.env) {
             return Some((v, Source::Env(spec.env)));
         }
-        if let Some(file) = &self.file {
-            if let Some(v) = file.values.get(spec.key) {
-                return Some((
-                    v.clone(),
-                    Source::File {
-                        key: spec.key.to_owned(),
-                        path: file.path.clone(),
-                    },
-                ));
-            }
+        if let Some(file) = &self.file
+            && let Some(v) = file.values.get(spec.key)
+        {
+            return Some((
+                v.clone(),
+                Source::File {
+                    key: spec.key.to_owned(),
+                    path: file.path.clone(),
+                },
+            ));
         }
         spec.default.map(|d| (d.to_owned(), Source::Default))
     }
@@ -753,10 +756,21 @@ mod tests {
         let c = Config::resolve(&flags, &|_| None).expect("documented example resolves");
         assert_eq!(c.listen.port(), 8080);
         assert_eq!(c.log_format, LogFormat::Json);
-        assert_eq!(c.active_plugins, Some(vec!["inventory".into(), "loyalty".into()]));
+        assert_eq!(
+            c.active_plugins,
+            Some(vec!["inventory".into(), "loyalty".into()])
+        );
         for spec in ALL {
-            assert!(guide.contains(&format!("`{}`", spec.env)), "{} documented", spec.env);
-            assert!(guide.contains(&format!("`{}`", spec.key)), "key {} documented", spec.key);
+            assert!(
+                guide.contains(&format!("`{}`", spec.env)),
+                "{} documented",
+                spec.env
+            );
+            assert!(
+                guide.contains(&format!("`{}`", spec.key)),
+                "key {} documented",
+                spec.key
+            );
         }
     }
 

@@ -39,7 +39,7 @@ impl Accounts {
         admin_email: Option<String>,
         admin_password: Option<String>,
     ) -> Result<BootstrapOutcome, ServiceError> {
-        self.inner.db.write(|tx| sync_core_permissions(tx)).await?;
+        self.inner.db.write(sync_core_permissions).await?;
         let slug = tenant_slug.unwrap_or_else(|| "default".to_owned());
         let count = self.inner.db.read(|tx| tx.count_tenants()).await?;
         if count > 0 {

@@ -7,6 +7,7 @@
 mod audit;
 mod bootstrap;
 mod error;
+mod hashing;
 mod principals;
 mod roles;
 mod sessions;
@@ -28,6 +29,7 @@ use crate::auth::ratelimit::LoginLimiter;
 use crate::auth::token::TokenKeys;
 use crate::storage::Db;
 
+use hashing::HashPool;
 use principals::PrincipalCache;
 
 /// A page request: `?limit&offset`.
@@ -66,9 +68,8 @@ struct Inner {
     limiter: LoginLimiter,
     cache: PrincipalCache,
     dummy_hash: String,
-    /// At most this many argon2 computations at once: they are CPU-bound, and
-    /// a burst of logins must not starve everything else of cores.
-    hashing: tokio::sync::Semaphore,
+    /// Dedicated low-priority threads for argon2 (one hash per thread at once).
+    hashing: HashPool,
 }
 
 impl Accounts {
@@ -89,7 +90,7 @@ impl Accounts {
                 limiter: LoginLimiter::default(),
                 cache: PrincipalCache::default(),
                 dummy_hash: crate::auth::password::dummy_hash(),
-                hashing: tokio::sync::Semaphore::new(permits),
+                hashing: HashPool::new(permits),
             }),
         }
     }
@@ -99,39 +100,31 @@ impl Accounts {
         &self.inner.db
     }
 
-    /// Hash a password on a blocking thread, bounded by the hashing semaphore.
+    /// Hash a password on a hashing thread.
     async fn hash_password(&self, password: String) -> Result<String, ServiceError> {
-        let _permit = self
+        Ok(self
             .inner
             .hashing
-            .acquire()
-            .await
-            .map_err(|e| crate::storage::StorageError::Task(e.to_string()))?;
-        tokio::task::spawn_blocking(move || crate::auth::password::hash(&password))
-            .await
-            .map_err(|e| ServiceError::Storage(crate::storage::StorageError::Task(e.to_string())))
+            .run(move || crate::auth::password::hash(&password))
+            .await?)
     }
 
-    /// Verify passwords against hashes on a blocking thread; returns which matched.
+    /// Verify a password against hashes on a hashing thread; which matched.
     async fn verify_passwords(
         &self,
         password: String,
         hashes: Vec<String>,
     ) -> Result<Vec<bool>, ServiceError> {
-        let _permit = self
+        Ok(self
             .inner
             .hashing
-            .acquire()
-            .await
-            .map_err(|e| crate::storage::StorageError::Task(e.to_string()))?;
-        tokio::task::spawn_blocking(move || {
-            hashes
-                .iter()
-                .map(|h| crate::auth::password::verify(&password, h))
-                .collect()
-        })
-        .await
-        .map_err(|e| ServiceError::Storage(crate::storage::StorageError::Task(e.to_string())))
+            .run(move || {
+                hashes
+                    .iter()
+                    .map(|h| crate::auth::password::verify(&password, h))
+                    .collect()
+            })
+            .await?)
     }
 
     /// Drop every cached principal: called after any change to users, roles,

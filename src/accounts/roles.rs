@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::audit::record;
 use super::users::check_keeps_roles_manage;
-use super::{Accounts, ServiceError, new_id, require};
+use super::{Accounts, Page, Paged, ServiceError, new_id, require};
 use crate::auth::{Principal, rbac};
 use crate::storage::{PermissionRow, RoleRow, Tx, now_rfc3339};
 use crate::validation::{self, FieldError};
@@ -63,11 +63,17 @@ fn shown(tx: &Tx<'_>, mut role: RoleRow) -> Result<RoleRow, ServiceError> {
 }
 
 impl Accounts {
-    /// `GET /api/roles`: every role with its permissions.
-    pub async fn list_roles(&self, actor: &Principal) -> Result<Vec<RoleRow>, ServiceError> {
+    /// `GET /api/roles`: a page of roles (by name) with their permissions.
+    pub async fn list_roles(
+        &self,
+        actor: &Principal,
+        page: Page,
+    ) -> Result<Paged<RoleRow>, ServiceError> {
         require(actor, rbac::ROLES_VIEW)?;
         let tenant = actor.tenant_id().to_owned();
-        self.inner
+        // A tenant has a handful of roles: page in memory.
+        let all = self
+            .inner
             .db
             .read(move |tx| -> Result<Vec<RoleRow>, ServiceError> {
                 tx.list_roles(&tenant)?
@@ -75,7 +81,19 @@ impl Accounts {
                     .map(|r| shown(tx, r))
                     .collect()
             })
-            .await
+            .await?;
+        let total = all.len() as u64;
+        let items = all
+            .into_iter()
+            .skip(page.offset as usize)
+            .take(page.limit as usize)
+            .collect();
+        Ok(Paged {
+            items,
+            total,
+            limit: page.limit,
+            offset: page.offset,
+        })
     }
 
     /// `GET /api/roles/{id}`.
@@ -102,10 +120,10 @@ impl Accounts {
         if let Err(e) = validation::check_role_name(&new.name) {
             errors.push(e);
         }
-        if let Some(d) = &new.description {
-            if let Err(ServiceError::Invalid { errors: e, .. }) = check_description(d) {
-                errors.extend(e);
-            }
+        if let Some(d) = &new.description
+            && let Err(ServiceError::Invalid { errors: e, .. }) = check_description(d)
+        {
+            errors.extend(e);
         }
         ServiceError::fields(errors)?;
         let actor = actor.clone();
@@ -170,21 +188,21 @@ impl Accounts {
                     .role_by_id(actor.tenant_id(), &id)?
                     .ok_or_else(not_found)?;
                 let mut after = before.clone();
-                if let Some(name) = patch.name {
-                    if name != before.name {
-                        if before.builtin {
-                            return Err(ServiceError::BadRequest(format!(
-                                "built-in role {} cannot be renamed",
-                                before.name
-                            )));
-                        }
-                        if tx.role_by_name(actor.tenant_id(), &name)?.is_some() {
-                            return Err(ServiceError::Conflict(format!(
-                                "role \"{name}\" already exists"
-                            )));
-                        }
-                        after.name = name;
+                if let Some(name) = patch.name
+                    && name != before.name
+                {
+                    if before.builtin {
+                        return Err(ServiceError::BadRequest(format!(
+                            "built-in role {} cannot be renamed",
+                            before.name
+                        )));
                     }
+                    if tx.role_by_name(actor.tenant_id(), &name)?.is_some() {
+                        return Err(ServiceError::Conflict(format!(
+                            "role \"{name}\" already exists"
+                        )));
+                    }
+                    after.name = name;
                 }
                 if let Some(d) = patch.description {
                     after.description = d;

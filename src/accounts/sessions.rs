@@ -56,10 +56,10 @@ impl Accounts {
         if let Err(e) = validation::check_password(&req.password) {
             errors.push(e);
         }
-        if let Some(slug) = &req.tenant {
-            if let Err(e) = validation::check_slug(slug) {
-                errors.push(FieldError::new("tenant", &e.code, e.message));
-            }
+        if let Some(slug) = &req.tenant
+            && let Err(e) = validation::check_slug(slug)
+        {
+            errors.push(FieldError::new("tenant", &e.code, e.message));
         }
         ServiceError::fields(errors)?;
 
@@ -192,10 +192,10 @@ impl Accounts {
         self.inner
             .db
             .write(move |tx| -> Result<(), ServiceError> {
-                if let Some(row) = tx.refresh_token_by_hash(&digest)? {
-                    if row.user_id == user_id {
-                        tx.revoke_refresh_token(&row.id, &now_rfc3339())?;
-                    }
+                if let Some(row) = tx.refresh_token_by_hash(&digest)?
+                    && row.user_id == user_id
+                {
+                    tx.revoke_refresh_token(&row.id, &now_rfc3339())?;
                 }
                 Ok(())
             })

@@ -72,10 +72,10 @@ pub(super) fn validate_new_tenant(t: &NewTenant) -> Result<(), ServiceError> {
     if let Err(e) = validation::check_password(&t.admin.password) {
         errors.push(e.under("admin"));
     }
-    if let Some(name) = &t.admin.name {
-        if let Err(e) = validation::check_name("name", name, false) {
-            errors.push(e.under("admin"));
-        }
+    if let Some(name) = &t.admin.name
+        && let Err(e) = validation::check_name("name", name, false)
+    {
+        errors.push(e.under("admin"));
     }
     ServiceError::fields(errors)
 }

@@ -140,10 +140,10 @@ fn validate_new_user(u: &NewUser) -> Result<(), ServiceError> {
     if let Err(e) = validation::check_password(&u.password) {
         errors.push(e);
     }
-    if let Some(name) = &u.name {
-        if let Err(e) = validation::check_name("name", name, false) {
-            errors.push(e);
-        }
+    if let Some(name) = &u.name
+        && let Err(e) = validation::check_name("name", name, false)
+    {
+        errors.push(e);
     }
     ServiceError::fields(errors)
 }
@@ -296,15 +296,15 @@ impl Accounts {
     ) -> Result<UserRow, ServiceError> {
         require(actor, rbac::USERS_MANAGE)?;
         let mut errors = Vec::new();
-        if let Some(name) = &patch.name {
-            if let Err(e) = validation::check_name("name", name, false) {
-                errors.push(e);
-            }
+        if let Some(name) = &patch.name
+            && let Err(e) = validation::check_name("name", name, false)
+        {
+            errors.push(e);
         }
-        if let Some(pw) = &patch.password {
-            if let Err(e) = validation::check_password(pw) {
-                errors.push(e);
-            }
+        if let Some(pw) = &patch.password
+            && let Err(e) = validation::check_password(pw)
+        {
+            errors.push(e);
         }
         ServiceError::fields(errors)?;
         let new_hash = match &patch.password {

@@ -119,6 +119,18 @@ async fn read_body(req: Request, max: usize) -> Result<axum::body::Bytes, ApiErr
 
 /// Parse JSON into `T`, turning serde's errors into located 400s.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would also read a struct from an array of its fields in order;
+    // every body of this API is an object.
+    let first = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    if let Some(pos) = first.filter(|p| bytes[*p] != b'{') {
+        let (line, column) = locate(bytes, pos);
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            format!(
+                "request body must be a JSON object (found something else at line {line} column {column})"
+            ),
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -126,6 +138,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     de.end().map_err(|e| json_error(".", e))?;
     Ok(value)
+}
+
+/// 1-based line and column of byte `offset`.
+fn locate(bytes: &[u8], offset: usize) -> (usize, usize) {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = offset
+        - before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
+    (line, column)
 }
 
 fn json_error(path: &str, e: serde_json::Error) -> ApiError {

@@ -1,7 +1,7 @@
 //! `/api/roles`, `/api/roles/{id}/permissions` and `/api/permissions`.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::accounts::{NewRole, RolePatch};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{AuthUser, JsonBody};
+use crate::http::extract::{AuthUser, JsonBody, ListQuery};
 
 /// Role and permission routes.
 pub fn router() -> Router<AppState> {
@@ -34,10 +34,10 @@ struct PermissionsBody {
 async fn list(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
+    RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    let items = state.accounts.list_roles(&me).await?;
-    let total = items.len();
-    Ok(axum::Json(json!({"items": items, "total": total})))
+    let page = ListQuery::parse(query.as_deref(), &[])?.page;
+    Ok(axum::Json(state.accounts.list_roles(&me, page).await?))
 }
 
 async fn create(
