@@ -419,9 +419,19 @@ fn load_file(
 
 /// Parse `plinth.toml` into raw strings per key; unknown keys are errors.
 fn parse_file(path: &Path, text: &str) -> Result<BTreeMap<String, String>, String> {
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| format!("{}: {}", path.display(), e.message()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        // One line: the parser's message may span several.
+        let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+        match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("{}:{line}:{column}: {message}", path.display())
+            }
+            None => format!("{}: {message}", path.display()),
+        }
+    })?;
     let mut values = BTreeMap::new();
     for (key, value) in table {
         if !ALL.iter().any(|s| s.key == key) {
