@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::accounts::{NewTenant, NewTenantAdmin, NewUser, ServiceError};
 use crate::app::{App, open_accounts};
-use crate::config::{Config, Flags, LogFormat};
+use crate::config::{Config, Flags};
 
 /// Exit code for a failed operation.
 pub const EXIT_FAILURE: u8 = 1;
@@ -197,7 +197,7 @@ pub fn run() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    init_logging(config.log_format);
+    let _log_guard = crate::logging::init(config.log_format);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -226,18 +226,6 @@ pub fn run() -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 async fn serve_command(config: Config) -> anyhow::Result<()> {

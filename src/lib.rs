@@ -11,6 +11,7 @@
 //!   statement (the seam a second engine would implement).
 //! - [`accounts`] — tenants, users, roles, grants, sessions, audit: the rules.
 //! - [`http`] — axum routes, extractors, middleware, problem+json mapping.
+//! - [`logging`] — stderr logs, pretty or JSON, written in batches.
 //! - [`app`] — wiring: build from a config, serve on a listener.
 //! - [`cli`] — subcommands and exit codes.
 
@@ -20,5 +21,6 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod logging;
 pub mod storage;
 pub mod validation;

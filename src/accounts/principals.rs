@@ -73,7 +73,7 @@ impl Accounts {
             }
             return Err(invalid_token());
         }
-        let (sub, tid) = (claims.sub, claims.tid);
+        let (sub, tid) = (claims.sub.clone(), claims.tid.clone());
         let loaded = self
             .inner
             .db

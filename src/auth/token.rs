@@ -1,6 +1,8 @@
 //! Access tokens (HS256 JWTs carrying `sub`, `tid`, `iat`, `exp`) and
 //! refresh-token material (random, stored only as a SHA-256 digest).
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -39,7 +41,14 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     validation: Validation,
     access_ttl: Duration,
+    /// Tokens whose signature was already checked, by their exact text, so a
+    /// client reusing its token costs a hash lookup instead of base64, JSON
+    /// and HMAC work. Expiry is still checked on every use.
+    verified: RwLock<HashMap<Box<str>, Arc<Claims>>>,
 }
+
+/// Verified tokens remembered at most (the map is cleared when full).
+const VERIFIED_CACHE_MAX: usize = 50_000;
 
 impl TokenKeys {
     /// Keys from a raw secret (at least 32 bytes, checked by config).
@@ -53,6 +62,7 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             access_ttl,
+            verified: RwLock::new(HashMap::new()),
         }
     }
 
@@ -75,13 +85,35 @@ impl TokenKeys {
     }
 
     /// Verify signature, algorithm and expiry; return the claims.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
+    pub fn verify(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
+        let cached = self
+            .verified
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(token)
+            .cloned();
+        if let Some(claims) = cached {
+            return if claims.exp > unix_now() {
+                Ok(claims)
+            } else {
+                Err(TokenError::Expired)
+            };
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| Arc::new(data.claims))
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            })
+            })?;
+        let mut verified = self
+            .verified
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if verified.len() >= VERIFIED_CACHE_MAX {
+            verified.clear();
+        }
+        verified.insert(token.into(), Arc::clone(&claims));
+        Ok(claims)
     }
 }
 
@@ -124,6 +156,14 @@ mod tests {
         let token = keys.issue("u1", "t1");
         let claims = keys.verify(&token).expect("valid");
         assert_eq!((claims.sub.as_str(), claims.tid.as_str()), ("u1", "t1"));
+        // a second use is served from the verified cache, same answer
+        let again = keys.verify(&token).expect("valid again");
+        assert_eq!(again.sub, "u1");
+        // one flipped character of the signature is a different, invalid token
+        let mut forged = token.clone();
+        let last = forged.pop().expect("non-empty");
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(keys.verify(&forged).map(|_| ()), Err(TokenError::Invalid));
         let other = TokenKeys::new(b"another-secret-another-secret-xx", Duration::from_secs(60));
         assert_eq!(other.verify(&token).map(|_| ()), Err(TokenError::Invalid));
     }
@@ -145,6 +185,25 @@ mod tests {
         .expect("encode");
         assert_eq!(keys.verify(&expired).map(|_| ()), Err(TokenError::Expired));
         assert_eq!(keys.verify("garbage").map(|_| ()), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_cached_token_past_its_expiry_is_refused() {
+        let keys = TokenKeys::new(SECRET, Duration::from_secs(60));
+        let claims = Claims {
+            sub: "u".into(),
+            tid: "t".into(),
+            iat: unix_now() - 100,
+            exp: unix_now() - 1,
+        };
+        keys.verified
+            .write()
+            .expect("lock")
+            .insert("cached-token".into(), Arc::new(claims));
+        assert_eq!(
+            keys.verify("cached-token").map(|_| ()),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]

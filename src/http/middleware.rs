@@ -1,71 +1,151 @@
-//! The edge of every request: request id, early 413 by `Content-Length`,
-//! and one log line with method, route, status, latency, request id and
-//! tenant.
+//! The edge of every request, as plain tower services (no per-request boxing
+//! of the inner service): request id, early 413 by `Content-Length`, and one
+//! log line with method, route, status, latency, request id and tenant.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
 
-use super::AppState;
 use super::error::ApiError;
 use super::scope::{self, RequestScope};
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// Outermost middleware.
-pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    // Keep a caller's id when it is short and printable, so traces line up.
-    let id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
-    let method = req.method().clone();
-    let declared_len = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let max = state.max_body;
-    let too_large = declared_len.is_some_and(|n| n > max as u64);
-
-    scope::run(RequestScope::new(id.clone(), state.dev), async move {
-        let mut response = if too_large {
-            // Answered before reading a byte of the body.
-            ApiError::too_large(max).into_response()
-        } else {
-            next.run(req).await
-        };
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            response.headers_mut().insert(REQUEST_ID, v);
-        }
-        let (route, tenant) = scope::take_recorded();
-        let status = response.status().as_u16();
-        let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-        tracing::info!(
-            target: "plinth::http",
-            method = %method,
-            route = route.as_deref().unwrap_or("-"),
-            status,
-            latency_us,
-            request_id = %id,
-            tenant = tenant.as_deref().unwrap_or("-"),
-            "request"
-        );
-        response
-    })
-    .await
+/// Settings the edge needs.
+#[derive(Debug)]
+pub struct EdgeSettings {
+    /// Largest accepted body.
+    pub max_body: usize,
+    /// Dev mode.
+    pub dev: bool,
 }
 
-/// Runs after routing: records the matched route template for the log line.
-pub async fn record_route(req: Request, next: Next) -> Response {
-    if let Some(path) = req.extensions().get::<MatchedPath>() {
-        scope::set_route(path.as_str());
+/// Outermost layer: see the module docs.
+#[derive(Clone)]
+pub struct EdgeLayer(pub Arc<EdgeSettings>);
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge {
+            inner,
+            settings: Arc::clone(&self.0),
+        }
     }
-    next.run(req).await
+}
+
+/// The edge service.
+#[derive(Clone)]
+pub struct Edge<S> {
+    inner: S,
+    settings: Arc<EdgeSettings>,
+}
+
+type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> Service<Request> for Edge<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxedResponse;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> BoxedResponse {
+        let start = Instant::now();
+        // Keep a caller's id when it is short and printable, so traces line up.
+        let id = req
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+        let method = req.method().clone();
+        let max = self.settings.max_body;
+        let too_large = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > max as u64);
+        // Routing (and so the route tag) happens inside the future, within
+        // the request's scope.
+        let mut inner = self.inner.clone();
+        std::mem::swap(&mut self.inner, &mut inner);
+        let scope = RequestScope::new(id.clone(), self.settings.dev);
+        Box::pin(scope::run(scope, async move {
+            let mut response = if too_large {
+                // Answered before reading a byte of the body.
+                ApiError::too_large(max).into_response()
+            } else {
+                inner.call(req).await?
+            };
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                response.headers_mut().insert(REQUEST_ID, v);
+            }
+            let (route, tenant) = scope::take_recorded();
+            let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            tracing::info!(
+                target: "plinth::http",
+                method = %method,
+                route = route.as_ref().map_or("-", MatchedPath::as_str),
+                status = response.status().as_u16(),
+                latency_us,
+                request_id = %id,
+                tenant = tenant.as_deref().unwrap_or("-"),
+                "request"
+            );
+            Ok(response)
+        }))
+    }
+}
+
+/// Route layer: records the matched route template for the log line.
+#[derive(Clone, Copy)]
+pub struct RouteTagLayer;
+
+impl<S> Layer<S> for RouteTagLayer {
+    type Service = RouteTag<S>;
+
+    fn layer(&self, inner: S) -> RouteTag<S> {
+        RouteTag(inner)
+    }
+}
+
+/// The route-tag service.
+#[derive(Clone)]
+pub struct RouteTag<S>(S);
+
+impl<S> Service<Request> for RouteTag<S>
+where
+    S: Service<Request>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> S::Future {
+        if let Some(path) = req.extensions().get::<MatchedPath>() {
+            scope::set_route(path.clone());
+        }
+        self.0.call(req)
+    }
 }

@@ -50,13 +50,13 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::users::router())
         .merge(routes::roles::router())
         .merge(routes::audit::router())
-        .route_layer(axum::middleware::from_fn(middleware::record_route))
+        .route_layer(middleware::RouteTagLayer)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::edge,
-        ))
+        .layer(middleware::EdgeLayer(Arc::new(middleware::EdgeSettings {
+            max_body: state.max_body,
+            dev: state.dev,
+        })))
         .with_state(state)
 }
 

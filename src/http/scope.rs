@@ -5,11 +5,13 @@
 
 use std::cell::RefCell;
 
+use axum::extract::MatchedPath;
+
 /// The context of one request.
 pub struct RequestScope {
     id: String,
     dev: bool,
-    route: RefCell<Option<String>>,
+    route: RefCell<Option<MatchedPath>>,
     tenant: RefCell<Option<String>>,
 }
 
@@ -45,8 +47,8 @@ pub fn dev_mode() -> bool {
 }
 
 /// Record the matched route template.
-pub fn set_route(route: &str) {
-    let _ = SCOPE.try_with(|s| *s.route.borrow_mut() = Some(route.to_owned()));
+pub fn set_route(route: MatchedPath) {
+    let _ = SCOPE.try_with(|s| *s.route.borrow_mut() = Some(route));
 }
 
 /// Record the caller's tenant slug.
@@ -55,7 +57,7 @@ pub fn set_tenant(slug: &str) {
 }
 
 /// Take what was recorded: (route, tenant).
-pub fn take_recorded() -> (Option<String>, Option<String>) {
+pub fn take_recorded() -> (Option<MatchedPath>, Option<String>) {
     SCOPE
         .try_with(|s| (s.route.borrow_mut().take(), s.tenant.borrow_mut().take()))
         .unwrap_or((None, None))
