@@ -1,15 +1,21 @@
 //! A small pool of dedicated threads for argon2 work. Hashing is CPU-bound
-//! by design (tens of milliseconds); running it on these threads, at a lower
-//! scheduling priority than the request handlers, keeps a burst of logins
-//! from adding latency to every other request, and bounds how many hashes
-//! run at once (one per thread).
+//! by design (tens of milliseconds); on these threads it yields the CPU to
+//! request handling (see `auth::password`), which keeps a burst of logins
+//! from adding latency to every other request, and the pool bounds how many
+//! hashes run at once (one per thread). A job that waited in the queue for
+//! longer than [`STARVED_AFTER`] (the CPU is saturated) computes at normal
+//! priority, so logins still finish under full load.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::storage::StorageError;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// Queue wait after which a job no longer yields to requests.
+pub(super) const STARVED_AFTER: Duration = Duration::from_millis(500);
 
 /// Threads fed from one queue; they exit when the pool is dropped.
 pub(super) struct HashPool {
@@ -26,7 +32,6 @@ impl HashPool {
             let spawned = std::thread::Builder::new()
                 .name(format!("plinth-hash-{i}"))
                 .spawn(move || {
-                    lower_priority();
                     loop {
                         let job = {
                             let guard =
@@ -54,7 +59,9 @@ impl HashPool {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, StorageError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let queued = Instant::now();
         let job: Job = Box::new(move || {
+            crate::auth::password::set_yield_to_requests(queued.elapsed() < STARVED_AFTER);
             let _ = tx.send(f());
         });
         self.queue
@@ -64,24 +71,5 @@ impl HashPool {
             .map_err(|_| StorageError::Task("password hashing threads stopped".into()))?;
         rx.await
             .map_err(|_| StorageError::Task("password hashing job was dropped".into()))
-    }
-}
-
-/// SCHED_BATCH at about nice 10: the scheduler lets request threads preempt
-/// hashing at once, while hashing still gets a fair share under load.
-fn lower_priority() {
-    use thread_priority::{
-        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
-        set_thread_priority_and_policy, thread_native_id,
-    };
-    let Ok(value) = ThreadPriorityValue::try_from(25u8) else {
-        return;
-    };
-    if let Err(e) = set_thread_priority_and_policy(
-        thread_native_id(),
-        ThreadPriority::Crossplatform(value),
-        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
-    ) {
-        tracing::debug!("cannot lower the priority of the hashing thread: {e:?}");
     }
 }
