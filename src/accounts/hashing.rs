@@ -53,6 +53,16 @@ impl HashPool {
         }
     }
 
+    /// Queue `f` on a hashing thread without waiting for it.
+    pub(super) fn submit(&self, f: impl FnOnce() + Send + 'static) {
+        let job: Job = Box::new(f);
+        let _ = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(job);
+    }
+
     /// Run `f` on a hashing thread and await its result.
     pub(super) async fn run<T: Send + 'static>(
         &self,

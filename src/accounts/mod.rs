@@ -67,7 +67,8 @@ struct Inner {
     pinned_tenant: Option<String>,
     limiter: LoginLimiter,
     cache: PrincipalCache,
-    dummy_hash: String,
+    /// Hash checked when no account matches, so that costs the same time.
+    dummy_hash: Arc<std::sync::OnceLock<String>>,
     /// Dedicated low-priority threads for argon2 (one hash per thread at once).
     hashing: HashPool,
 }
@@ -81,6 +82,12 @@ impl Accounts {
         pinned_tenant: Option<String>,
     ) -> Accounts {
         let permits = std::thread::available_parallelism().map_or(2, usize::from);
+        let hashing = HashPool::new(permits);
+        let dummy_hash = Arc::new(std::sync::OnceLock::new());
+        let warm = Arc::clone(&dummy_hash);
+        hashing.submit(move || {
+            warm.get_or_init(crate::auth::password::dummy_hash);
+        });
         Accounts {
             inner: Arc::new(Inner {
                 db,
@@ -89,8 +96,8 @@ impl Accounts {
                 pinned_tenant,
                 limiter: LoginLimiter::default(),
                 cache: PrincipalCache::default(),
-                dummy_hash: crate::auth::password::dummy_hash(),
-                hashing: HashPool::new(permits),
+                dummy_hash,
+                hashing,
             }),
         }
     }
@@ -110,15 +117,21 @@ impl Accounts {
     }
 
     /// Verify a password against hashes on a hashing thread; which matched.
+    /// With no hashes, one verification against a dummy hash still runs.
     async fn verify_passwords(
         &self,
         password: String,
         hashes: Vec<String>,
     ) -> Result<Vec<bool>, ServiceError> {
+        let dummy = Arc::clone(&self.inner.dummy_hash);
         Ok(self
             .inner
             .hashing
             .run(move || {
+                if hashes.is_empty() {
+                    let stand_in = dummy.get_or_init(crate::auth::password::dummy_hash);
+                    let _ = crate::auth::password::verify(&password, stand_in);
+                }
                 hashes
                     .iter()
                     .map(|h| crate::auth::password::verify(&password, h))

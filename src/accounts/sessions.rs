@@ -92,11 +92,7 @@ impl Accounts {
             })
             .await?;
 
-        let hashes = if candidates.is_empty() {
-            vec![self.inner.dummy_hash.clone()]
-        } else {
-            candidates.iter().map(|u| u.password_hash.clone()).collect()
-        };
+        let hashes = candidates.iter().map(|u| u.password_hash.clone()).collect();
         let verdicts = self.verify_passwords(req.password, hashes).await?;
         let mut matched: Vec<UserRow> = candidates
             .into_iter()

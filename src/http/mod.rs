@@ -53,11 +53,25 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::RouteTagLayer)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .layer(middleware::EdgeLayer(Arc::new(middleware::EdgeSettings {
             max_body: state.max_body,
             dev: state.dev,
         })))
         .with_state(state)
+}
+
+/// A handler that panicked: a 500 problem (inside the edge, so it still
+/// carries the request id and gets its log line); the panic is logged.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    ApiError::internal(format!("handler panicked: {message}")).into_response()
 }
 
 async fn not_found(method: Method, uri: Uri) -> impl IntoResponse {
@@ -69,4 +83,22 @@ async fn method_not_allowed(method: Method, uri: Uri) -> impl IntoResponse {
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         format!("method {method} is not allowed on {}", uri.path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_500_problem() {
+        let response = panic_response(Box::new("boom"));
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            response.headers()[axum::http::header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+    }
 }
