@@ -190,7 +190,11 @@ pub fn run() -> ExitCode {
         no_watch: serve.no_watch,
         dev: serve.dev,
     };
-    let config = match Config::resolve(&flags, &|k| std::env::var(k).ok()) {
+    let env = |k: &str| std::env::var(k).ok();
+    let config = match Config::resolve(&flags, &env).and_then(|c| {
+        c.prepare_data_dir(&flags, &env)?;
+        Ok(c)
+    }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("plinth: {e}");

@@ -147,7 +147,7 @@ impl Config {
             access_ttl: r.get(&ACCESS_TTL, parse_duration)?,
             refresh_ttl: r.get(&REFRESH_TTL, parse_duration)?,
             max_body: r.get(&MAX_BODY, parse_size)?,
-            admin_email: r.get_opt(&ADMIN_EMAIL, parse_nonempty)?,
+            admin_email: r.get_opt(&ADMIN_EMAIL, parse_email)?,
             admin_password: r.get_opt(&ADMIN_PASSWORD, parse_password)?,
             log_format: r.get(&LOG_FORMAT, parse_log_format)?,
             watch: r.get(&WATCH, parse_bool)?,
@@ -177,6 +177,23 @@ impl Config {
             });
         }
         Ok(config)
+    }
+
+    /// Create the data dir if it is missing; a failure is a bad setting.
+    pub fn prepare_data_dir(
+        &self,
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        std::fs::create_dir_all(&self.data_dir).map_err(|e| {
+            let file = load_file(flags, env).ok().flatten();
+            let origin = Resolver { flags, env, file }.source_of(&DATA_DIR);
+            ConfigError {
+                setting: DATA_DIR.label,
+                origin,
+                message: format!("cannot create {}: {e}", self.data_dir.display()),
+            }
+        })
     }
 }
 
@@ -488,11 +505,11 @@ fn parse_path(v: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(v))
 }
 
-fn parse_nonempty(v: &str) -> Result<String, String> {
-    if v.trim().is_empty() {
-        return Err("empty value".to_owned());
-    }
-    Ok(v.trim().to_owned())
+fn parse_email(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    crate::validation::check_email(v)
+        .map(|()| v.to_owned())
+        .map_err(|e| format!("\"{v}\" {}", e.message))
 }
 
 fn parse_password(v: &str) -> Result<String, String> {
@@ -782,6 +799,37 @@ mod tests {
                 spec.key
             );
         }
+    }
+
+    #[test]
+    fn malformed_admin_email_is_refused() {
+        let env = env_of(&[("PLINTH_ADMIN_EMAIL", "not-an-address")]);
+        let err = Config::resolve(&Flags::default(), &env)
+            .expect_err("bad email")
+            .to_string();
+        assert!(err.contains("PLINTH_ADMIN_EMAIL"), "{err}");
+    }
+
+    #[test]
+    fn uncreatable_data_dir_is_a_bad_setting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "x").expect("write");
+        let inside = file.join("data").to_string_lossy().into_owned();
+        let flags = Flags {
+            data_dir: Some(inside),
+            ..Flags::default()
+        };
+        let env = |_: &str| None;
+        let config = Config::resolve(&flags, &env).expect("resolves");
+        let err = config
+            .prepare_data_dir(&flags, &env)
+            .expect_err("cannot create under a file")
+            .to_string();
+        assert!(
+            err.contains("data dir") && err.contains("--data-dir"),
+            "{err}"
+        );
     }
 
     #[test]
