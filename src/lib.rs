@@ -10,6 +10,7 @@
 //! - [`storage`] — SQLite: read pool + one writer, migrations, and every SQL
 //!   statement (the seam a second engine would implement).
 //! - [`accounts`] — tenants, users, roles, grants, sessions, audit: the rules.
+//! - [`plugins`] — manifests: the validated model of a customer's module.
 //! - [`http`] — axum routes, extractors, middleware, problem+json mapping.
 //! - [`logging`] — stderr logs, pretty or JSON, written in batches.
 //! - [`app`] — wiring: build from a config, serve on a listener.
@@ -22,5 +23,6 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod logging;
+pub mod plugins;
 pub mod storage;
 pub mod validation;
