@@ -15,6 +15,8 @@ use crate::accounts::{Accounts, BootstrapOutcome, ServiceError};
 use crate::auth::token::{TokenKeys, random_hex};
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::plugins::loader::{self, LoadReport};
+use crate::plugins::{Plugins, Registry};
 use crate::storage::{Db, StorageError, migrations};
 
 /// How long in-flight requests may take to finish after shutdown begins.
@@ -47,7 +49,9 @@ pub struct App {
 impl App {
     /// Open storage, migrate, bootstrap. Safe to call on an initialised data dir.
     pub async fn build(config: &Config) -> Result<App, StartError> {
-        let accounts = open_accounts(config).await?;
+        let Platform {
+            accounts, plugins, ..
+        } = open_platform(config).await?;
         match accounts
             .bootstrap(
                 config.tenant.clone(),
@@ -75,6 +79,7 @@ impl App {
         let state = AppState {
             db: accounts.db().clone(),
             accounts,
+            plugins,
             max_body: config.max_body,
             dev: config.dev,
             ready: Arc::new(AtomicBool::new(false)),
@@ -126,9 +131,20 @@ impl App {
     }
 }
 
-/// Open and migrate the database and build the accounts service (also used
-/// by the CLI commands that work on the data dir directly).
-pub async fn open_accounts(config: &Config) -> Result<Accounts, StartError> {
+/// The services over one data dir, ready for the server or a CLI command.
+pub struct Platform {
+    /// Core records and sessions.
+    pub accounts: Accounts,
+    /// Plugin operations (and the registry).
+    pub plugins: Plugins,
+    /// What loading the plugins found.
+    pub load: LoadReport,
+}
+
+/// Open and migrate the database, load the plugins (their tables and
+/// permissions), and build the services (also used by the CLI commands that
+/// work on the data dir directly).
+pub async fn open_platform(config: &Config) -> Result<Platform, StartError> {
     let db = Db::open(&config.data_dir, config.sync)?;
     let db_for_migrations = db.clone();
     tokio::task::spawn_blocking(move || migrations::apply(&db_for_migrations))
@@ -139,12 +155,29 @@ pub async fn open_accounts(config: &Config) -> Result<Accounts, StartError> {
         None => load_or_create_secret(&config.data_dir)?,
     };
     let keys = TokenKeys::new(&secret, config.access_ttl);
-    let accounts = Accounts::new(db, keys, config.refresh_ttl, config.tenant.clone());
+    let registry = Registry::default();
+    let accounts = Accounts::new(
+        db.clone(),
+        keys,
+        config.refresh_ttl,
+        config.tenant.clone(),
+        registry.clone(),
+    );
     accounts
         .db()
         .write(crate::accounts::sync_core_permissions)
         .await?;
-    Ok(accounts)
+    let (load_db, load_config) = (db.clone(), config.clone());
+    let load = tokio::task::spawn_blocking(move || loader::load_all(&load_db, &load_config))
+        .await
+        .map_err(|e| StorageError::Task(e.to_string()))?;
+    registry.replace(load.loaded.clone(), load.refused.clone());
+    accounts.invalidate_principals();
+    Ok(Platform {
+        accounts,
+        plugins: Plugins::new(db, registry),
+        load,
+    })
 }
 
 /// Read `<data dir>/jwt_secret`, or create it (mode 0600) with 32 random bytes

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::accounts::{NewTenant, NewTenantAdmin, NewUser, ServiceError};
-use crate::app::{App, open_accounts};
+use crate::app::{App, open_platform};
 use crate::config::{Config, Flags};
 
 /// Exit code for a failed operation.
@@ -329,7 +329,7 @@ async fn tenant_create(config: &Config, args: TenantCreateArgs) -> anyhow::Resul
         args.password.admin_password_stdin,
         "admin password",
     )?;
-    let accounts = open_accounts(config).await?;
+    let accounts = open_platform(config).await?.accounts;
     let tenant = accounts
         .create_tenant(
             None,
@@ -356,7 +356,7 @@ async fn user_create(config: &Config, args: UserCreateArgs) -> anyhow::Result<()
         args.password.password_stdin,
         "password",
     )?;
-    let accounts = open_accounts(config).await?;
+    let accounts = open_platform(config).await?.accounts;
     let user = accounts
         .create_user_in(
             &args.tenant,

@@ -75,9 +75,10 @@ impl Accounts {
         };
         validate_new_tenant(&new)?;
         let hash = self.hash_password(password.clone()).await?;
+        let registry = self.inner.registry.clone();
         self.inner
             .db
-            .write(move |tx| create_tenant_tx(tx, &new, hash, true, None))
+            .write(move |tx| create_tenant_tx(tx, &registry, &new, hash, true, None))
             .await?;
         self.invalidate_principals();
         Ok(BootstrapOutcome::Created {

@@ -39,6 +39,9 @@ pub enum ServiceError {
     /// A storage fault (500).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A plugin operation inside an accounts operation failed.
+    #[error(transparent)]
+    Plugin(#[from] crate::plugins::PluginError),
 }
 
 impl ServiceError {

@@ -27,6 +27,7 @@ use std::time::Duration;
 use crate::auth::Principal;
 use crate::auth::ratelimit::LoginLimiter;
 use crate::auth::token::TokenKeys;
+use crate::plugins::Registry;
 use crate::storage::Db;
 
 use hashing::HashPool;
@@ -71,6 +72,8 @@ struct Inner {
     dummy_hash: Arc<std::sync::OnceLock<String>>,
     /// Dedicated low-priority threads for argon2 (one hash per thread at once).
     hashing: HashPool,
+    /// Loaded plugins (new tenants get the `default_install` ones).
+    registry: Registry,
 }
 
 impl Accounts {
@@ -80,6 +83,7 @@ impl Accounts {
         keys: TokenKeys,
         refresh_ttl: Duration,
         pinned_tenant: Option<String>,
+        registry: Registry,
     ) -> Accounts {
         let permits = std::thread::available_parallelism().map_or(2, usize::from);
         let hashing = HashPool::new(permits);
@@ -98,6 +102,7 @@ impl Accounts {
                 cache: PrincipalCache::default(),
                 dummy_hash,
                 hashing,
+                registry,
             }),
         }
     }

@@ -84,6 +84,7 @@ pub(super) fn validate_new_tenant(t: &NewTenant) -> Result<(), ServiceError> {
 /// user, inside `tx`. Shared by the API, the CLI and first start.
 pub(super) fn create_tenant_tx(
     tx: &Tx<'_>,
+    registry: &crate::plugins::Registry,
     t: &NewTenant,
     admin_hash: String,
     admin_platform: bool,
@@ -137,6 +138,7 @@ pub(super) fn create_tenant_tx(
     };
     tx.insert_user(&admin)?;
     tx.set_user_roles(&admin.id, &[super_admin_role])?;
+    crate::plugins::install::install_defaults(tx, registry, &tenant.id)?;
     let after = json!({"tenant": tenant, "admin": admin});
     let actor_id = actor.map(Principal::user_id);
     record(
@@ -175,10 +177,11 @@ impl Accounts {
         validate_new_tenant(&t)?;
         let hash = self.hash_password(t.admin.password.clone()).await?;
         let actor = actor.cloned();
+        let registry = self.inner.registry.clone();
         let tenant = self
             .inner
             .db
-            .write(move |tx| create_tenant_tx(tx, &t, hash, false, actor.as_ref()))
+            .write(move |tx| create_tenant_tx(tx, &registry, &t, hash, false, actor.as_ref()))
             .await?;
         self.invalidate_principals();
         Ok(tenant)

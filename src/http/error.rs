@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::scope;
 use crate::accounts::ServiceError;
+use crate::plugins::PluginError;
 use crate::validation::FieldError;
 
 /// An HTTP error answer.
@@ -105,6 +106,20 @@ impl From<ServiceError> for ApiError {
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
             },
             ServiceError::Storage(s) => ApiError::internal(s),
+            ServiceError::Plugin(p) => ApiError::from(p),
+        }
+    }
+}
+
+impl From<PluginError> for ApiError {
+    fn from(e: PluginError) -> ApiError {
+        match e {
+            PluginError::Invalid { detail, errors } => ApiError::invalid(detail, errors),
+            PluginError::BadRequest(d) => ApiError::new(StatusCode::BAD_REQUEST, d),
+            PluginError::Forbidden(d) => ApiError::new(StatusCode::FORBIDDEN, d),
+            PluginError::NotFound(d) => ApiError::not_found(d),
+            PluginError::Conflict(d) => ApiError::new(StatusCode::CONFLICT, d),
+            PluginError::Storage(s) => ApiError::internal(s),
         }
     }
 }

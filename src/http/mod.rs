@@ -24,6 +24,8 @@ use error::ApiError;
 pub struct AppState {
     /// Core records and sessions.
     pub accounts: Accounts,
+    /// Plugin operations and the registry.
+    pub plugins: crate::plugins::Plugins,
     /// The database.
     pub db: Db,
     /// Largest accepted body in bytes.
@@ -50,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::users::router())
         .merge(routes::roles::router())
         .merge(routes::audit::router())
+        .merge(routes::plugins::router())
         .route_layer(middleware::RouteTagLayer)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,4 +1,15 @@
-//! Plugins: manifests (validated model of `plugin-manifests/<name>.toml`).
-//! Loading, schema, installation and CRUD build on this model.
+//! Plugins: manifests (the validated model of `plugin-manifests/<name>.toml`),
+//! loading them into the database (tables, permissions), and the registry
+//! of loaded versions.
 
+mod error;
+pub mod install;
+pub mod loader;
 pub mod manifest;
+pub mod registry;
+pub mod schema;
+mod service;
+
+pub use error::PluginError;
+pub use registry::{PluginVersion, Registry};
+pub use service::{PluginView, Plugins};

@@ -16,11 +16,18 @@ pub struct Migration {
 }
 
 /// Every core migration, in order.
-pub const CORE: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_core.sql",
-    sql: include_str!("../../migrations/0001_core.sql"),
-}];
+pub const CORE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_core.sql",
+        sql: include_str!("../../migrations/0001_core.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_plugins.sql",
+        sql: include_str!("../../migrations/0002_plugins.sql"),
+    },
+];
 
 /// Apply the pending core migrations; returns the names of those applied now.
 pub fn apply(db: &Db) -> Result<Vec<&'static str>, StorageError> {

@@ -10,12 +10,16 @@
 
 mod audit;
 pub mod migrations;
+mod plugin_schema;
+mod plugin_state;
 mod roles;
 mod tenants;
 mod tokens;
 mod users;
 
 pub use audit::{AuditEntry, NewAuditEntry};
+pub use plugin_schema::ColumnType;
+pub use plugin_state::InstallRow;
 pub use roles::{PermissionRow, RoleRow};
 pub use tenants::TenantRow;
 pub use tokens::RefreshTokenRow;

@@ -41,6 +41,13 @@ pub struct TestApp {
 /// A test config over a data dir.
 pub fn test_config(data_dir: &Path) -> Config {
     let mut config = Config::for_data_dir(data_dir);
+    // Plugins come only from what a test writes here, never from the repo.
+    let manifests = data_dir.join("plugin-manifests");
+    let scripts = data_dir.join("scripts");
+    std::fs::create_dir_all(&manifests).expect("manifests dir");
+    std::fs::create_dir_all(&scripts).expect("scripts dir");
+    config.manifests_dir = manifests;
+    config.scripts_dir = scripts;
     config.admin_email = Some(ROOT_EMAIL.to_owned());
     config.admin_password = Some(ROOT_PASSWORD.to_owned());
     config.jwt_secret = Some(JWT_SECRET.to_vec());

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod ops;
+pub mod plugins;
 pub mod roles;
 pub mod tenants;
 pub mod users;

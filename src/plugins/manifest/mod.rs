@@ -5,7 +5,7 @@
 //! in the server sees unvalidated manifest data: table and column names used
 //! in SQL come only from here.
 
-mod parse;
+pub mod parse;
 
 use std::fmt;
 

@@ -1,0 +1,240 @@
+//! Finding, reading and loading plugins: manifests from the manifests dir
+//! (filtered by `PLINTH_ACTIVE_PLUGINS`), migrations from
+//! `scripts/<plugin>/migrations/`, then per plugin one transaction that
+//! brings its tables to the manifest and registers its permissions. A
+//! refused plugin is reported and skipped; the others load.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::manifest::{self, Manifest};
+use super::registry::{PluginVersion, Refusal};
+use super::schema::{self, PluginMigration, SchemaError};
+use crate::config::Config;
+use crate::storage::{Db, StorageError, Tx, now_rfc3339};
+
+/// What loading found.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// Plugins now loaded.
+    pub loaded: Vec<Arc<PluginVersion>>,
+    /// Plugins refused, with reasons.
+    pub refused: Vec<Refusal>,
+}
+
+/// How a path is shown in messages (`plugin-manifests/x.toml`, not `./…`).
+pub fn display_path(path: &Path) -> String {
+    let s = path.display().to_string();
+    s.strip_prefix("./").map_or(s.clone(), str::to_owned)
+}
+
+/// Manifest files to consider, sorted by name.
+pub fn discover(config: &Config) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(&config.manifests_dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .filter(|p| {
+            match (
+                &config.active_plugins,
+                p.file_stem().and_then(|s| s.to_str()),
+            ) {
+                (Some(active), Some(stem)) => active.iter().any(|a| a == stem),
+                (Some(_), None) => false,
+                (None, _) => true,
+            }
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Read and validate one manifest file; errors are full lines.
+pub fn read_manifest(path: &Path) -> Result<Manifest, Vec<String>> {
+    let file = display_path(path);
+    let text =
+        std::fs::read_to_string(path).map_err(|e| vec![format!("{file}: cannot read: {e}")])?;
+    let stem = path.file_stem().and_then(|s| s.to_str());
+    manifest::parse(&file, stem, &text)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+}
+
+/// Read `scripts/<plugin>/migrations/NNN_name.sql`, sorted by NNN.
+pub fn read_migrations(
+    scripts_dir: &Path,
+    plugin: &str,
+) -> Result<Vec<PluginMigration>, Vec<String>> {
+    let dir = scripts_dir.join(plugin).join("migrations");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<PluginMigration> = Vec::new();
+    let mut errors = Vec::new();
+    let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        let shown = display_path(&path);
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        let version = name
+            .strip_suffix(".sql")
+            .and_then(|stem| stem.split_once('_'))
+            .filter(|(n, rest)| {
+                !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !rest.is_empty()
+            })
+            .and_then(|(n, _)| n.parse::<i64>().ok());
+        let Some(version) = version else {
+            errors.push(format!(
+                "{shown}: migration files are named NNN_name.sql (e.g. 002_drop_qty.sql)"
+            ));
+            continue;
+        };
+        if let Some(other) = out.iter().find(|m| m.version == version) {
+            errors.push(format!(
+                "{shown}: migration number {version} is also used by {}",
+                other.name
+            ));
+            continue;
+        }
+        match std::fs::read_to_string(&path) {
+            Ok(sql) => out.push(PluginMigration { version, name, sql }),
+            Err(e) => errors.push(format!("{shown}: cannot read: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        out.sort_by_key(|m| m.version);
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// A checked plugin: its manifest and migrations, or every error found.
+pub type Checked = Result<(Manifest, Vec<PluginMigration>), Vec<String>>;
+
+/// Read every manifest (and its migrations); no database involved.
+pub fn check_all(config: &Config) -> Vec<(PathBuf, Checked)> {
+    let mut out = Vec::new();
+    let mut tables: Vec<(String, String)> = Vec::new();
+    for path in discover(config) {
+        let result = read_manifest(&path).and_then(|m| {
+            let migrations = read_migrations(&config.scripts_dir, &m.name)?;
+            let mut clashes = Vec::new();
+            for e in &m.entities {
+                if let Some((other, _)) = tables.iter().find(|(_, t)| *t == e.table) {
+                    clashes.push(format!(
+                        "{}: entities.{}: table {} is already used by plugin {other}",
+                        display_path(&path),
+                        e.name,
+                        e.table
+                    ));
+                }
+            }
+            if !clashes.is_empty() {
+                return Err(clashes);
+            }
+            tables.extend(m.entities.iter().map(|e| (m.name.clone(), e.table.clone())));
+            Ok((m, migrations))
+        });
+        out.push((path, result));
+    }
+    out
+}
+
+/// Register a plugin's permissions (un-retiring them) and retire the ones
+/// it no longer declares.
+fn sync_permissions(tx: &Tx<'_>, manifest: &Manifest) -> Result<(), StorageError> {
+    for (name, description) in &manifest.permissions {
+        tx.upsert_permission(name, description, &manifest.name)?;
+    }
+    for p in tx.list_permissions(true)? {
+        if p.source == manifest.name && !manifest.permissions.iter().any(|(n, _)| *n == p.name) {
+            tx.retire_permission(&p.name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Load every plugin into the database (schema + permissions), blocking.
+pub fn load_all(db: &Db, config: &Config) -> LoadReport {
+    let mut report = LoadReport::default();
+    for (path, checked) in check_all(config) {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("?")
+            .to_owned();
+        let file = display_path(&path);
+        let (manifest, migrations) = match checked {
+            Ok(ok) => ok,
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!(plugin = %stem, "plugin refused: {e}");
+                }
+                report.refused.push(Refusal {
+                    plugin: stem,
+                    at: now_rfc3339(),
+                    errors,
+                });
+                continue;
+            }
+        };
+        let synced = db.write_blocking(|tx| -> Result<schema::SyncReport, SchemaError> {
+            let r = schema::sync(tx, &manifest, &migrations)?;
+            sync_permissions(tx, &manifest)?;
+            Ok(r)
+        });
+        match synced {
+            Ok(r) => {
+                for m in &r.migrations {
+                    tracing::info!(plugin = %manifest.name, "applied plugin migration {m}");
+                }
+                tracing::info!(plugin = %manifest.name, version = %manifest.version, "plugin loaded");
+                report.loaded.push(Arc::new(PluginVersion {
+                    manifest,
+                    file,
+                    loaded_at: now_rfc3339(),
+                }));
+            }
+            Err(e) => {
+                let errors: Vec<String> = match e {
+                    SchemaError::Refused(reasons) => reasons
+                        .into_iter()
+                        .map(|r| format!("{file}: {r}"))
+                        .collect(),
+                    SchemaError::Storage(s) => vec![format!("{file}: {s}")],
+                };
+                for e in &errors {
+                    tracing::error!(plugin = %stem, "plugin refused: {e}");
+                }
+                report.refused.push(Refusal {
+                    plugin: stem,
+                    at: now_rfc3339(),
+                    errors,
+                });
+            }
+        }
+    }
+    // Permissions of plugins that are no longer loaded are retired.
+    let loaded: Vec<String> = report
+        .loaded
+        .iter()
+        .map(|p| p.manifest.name.clone())
+        .collect();
+    let retired = db.write_blocking(|tx| -> Result<(), StorageError> {
+        for p in tx.list_permissions(false)? {
+            if p.source != "core" && !loaded.contains(&p.source) {
+                tx.retire_permission(&p.name)?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = retired {
+        tracing::error!("cannot retire permissions of unloaded plugins: {e}");
+    }
+    report
+}
