@@ -62,6 +62,37 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Check, list, install and uninstall plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginCommand {
+    /// Loaded plugins, their versions, and per-tenant status.
+    List,
+    /// Validate manifests (and migration file names); print every error as
+    /// file:line:col: key: message; exit 1 if any.
+    Check {
+        /// Plugins to check (default: every manifest found).
+        names: Vec<String>,
+    },
+    /// Install a plugin for a tenant (seeds its grants once).
+    Install {
+        /// Plugin name.
+        name: String,
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Uninstall a plugin from a tenant (data is kept).
+    Uninstall {
+        /// Plugin name.
+        name: String,
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -221,6 +252,7 @@ pub fn run() -> ExitCode {
                 tenant_create(&config, args).await
             }
             Some(Command::User(UserCommand::Create(args))) => user_create(&config, args).await,
+            Some(Command::Plugin(cmd)) => plugin_command(&config, cmd).await,
         }
     });
     match outcome {
@@ -371,5 +403,99 @@ async fn user_create(config: &Config, args: UserCreateArgs) -> anyhow::Result<()
         .await
         .map_err(explain)?;
     println!("{}", serde_json::to_string(&user)?);
+    Ok(())
+}
+
+async fn plugin_command(config: &Config, cmd: PluginCommand) -> anyhow::Result<()> {
+    match cmd {
+        PluginCommand::Check { names } => plugin_check(config, &names),
+        PluginCommand::List => {
+            let platform = open_platform(config).await?;
+            let db = platform.accounts.db().clone();
+            for (name, p) in platform.plugins.registry().all().iter() {
+                let plugin = name.clone();
+                let statuses = db
+                    .read(move |tx| tx.plugin_install_statuses(&plugin))
+                    .await?;
+                let tenants: Vec<String> = statuses
+                    .into_iter()
+                    .map(|(slug, status)| format!("{slug}={status}"))
+                    .collect();
+                println!(
+                    "{name} {} {} loaded {}",
+                    p.manifest.version,
+                    p.manifest.runtime.as_str(),
+                    tenants.join(" ")
+                );
+            }
+            for (name, refusal) in platform.plugins.registry().refused().iter() {
+                println!(
+                    "{name} refused ({} errors; see plinth plugin check)",
+                    refusal.errors.len()
+                );
+            }
+            Ok(())
+        }
+        PluginCommand::Install { name, tenant } => {
+            let platform = open_platform(config).await?;
+            let tenant_id = platform.plugins.tenant_id(&tenant).await?;
+            let view = platform.plugins.install_in(&tenant_id, &name, None).await?;
+            println!("{}", serde_json::to_string(&view)?);
+            Ok(())
+        }
+        PluginCommand::Uninstall { name, tenant } => {
+            let platform = open_platform(config).await?;
+            let tenant_id = platform.plugins.tenant_id(&tenant).await?;
+            let view = platform
+                .plugins
+                .uninstall_in(&tenant_id, &name, None)
+                .await?;
+            println!("{}", serde_json::to_string(&view)?);
+            Ok(())
+        }
+    }
+}
+
+/// Static check of manifests and migration names (no database).
+fn plugin_check(config: &Config, names: &[String]) -> anyhow::Result<()> {
+    let mut scoped = config.clone();
+    if !names.is_empty() {
+        scoped.active_plugins = Some(names.to_vec());
+    }
+    let checked = crate::plugins::loader::check_all(&scoped);
+    let mut failed = 0usize;
+    for name in names {
+        let found = checked
+            .iter()
+            .any(|(p, _)| p.file_stem().and_then(|s| s.to_str()) == Some(name.as_str()));
+        if !found {
+            println!(
+                "{}: no manifest {name}.toml",
+                crate::plugins::loader::display_path(&config.manifests_dir)
+            );
+            failed += 1;
+        }
+    }
+    for (path, result) in &checked {
+        match result {
+            Ok((m, migrations)) => println!(
+                "{}: ok ({} {}, {} entities, {} migrations)",
+                crate::plugins::loader::display_path(path),
+                m.name,
+                m.version,
+                m.entities.len(),
+                migrations.len()
+            ),
+            Err(errors) => {
+                failed += 1;
+                for e in errors {
+                    println!("{e}");
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} plugin(s) have errors");
+    }
     Ok(())
 }

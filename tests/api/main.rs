@@ -9,6 +9,7 @@ mod cli;
 mod edge;
 mod isolation;
 mod lifecycle;
+mod plugins;
 mod roles;
 mod tenants;
 mod tokens;
