@@ -119,6 +119,7 @@ impl From<PluginError> for ApiError {
             PluginError::Forbidden(d) => ApiError::new(StatusCode::FORBIDDEN, d),
             PluginError::NotFound(d) => ApiError::not_found(d),
             PluginError::Conflict(d) => ApiError::new(StatusCode::CONFLICT, d),
+            PluginError::NotExposed(d) => ApiError::new(StatusCode::METHOD_NOT_ALLOWED, d),
             PluginError::Storage(s) => ApiError::internal(s),
         }
     }

@@ -23,6 +23,9 @@ pub enum PluginError {
     /// No such plugin or record (404).
     #[error("{0}")]
     NotFound(String),
+    /// The operation is not exposed by the manifest (405).
+    #[error("{0}")]
+    NotExposed(String),
     /// Unique conflict or referenced row (409).
     #[error("{0}")]
     Conflict(String),

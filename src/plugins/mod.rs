@@ -2,10 +2,12 @@
 //! loading them into the database (tables, permissions), and the registry
 //! of loaded versions.
 
+pub mod crud;
 mod error;
 pub mod install;
 pub mod loader;
 pub mod manifest;
+pub mod records;
 pub mod registry;
 pub mod schema;
 mod service;

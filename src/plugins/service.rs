@@ -66,6 +66,11 @@ impl Plugins {
         &self.registry
     }
 
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     fn view(&self, name: &str, status: String) -> Result<PluginView, PluginError> {
         let p = self
             .registry

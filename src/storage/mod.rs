@@ -9,6 +9,7 @@
 //! seam a second engine would implement.
 
 mod audit;
+mod entities;
 pub mod migrations;
 mod plugin_schema;
 mod plugin_state;
@@ -18,6 +19,7 @@ mod tokens;
 mod users;
 
 pub use audit::{AuditEntry, NewAuditEntry};
+pub use entities::{ColumnKind, Filter, FilterOp, ListSpec, SqlValue, TableShape};
 pub use plugin_schema::ColumnType;
 pub use plugin_state::InstallRow;
 pub use roles::{PermissionRow, RoleRow};

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod entities;
 pub mod ops;
 pub mod plugins;
 pub mod roles;

@@ -1195,9 +1195,11 @@ pub fn check_value(field: &FieldSpec, v: &Json) -> Result<Json, String> {
             let s = v.as_str().ok_or("expected an RFC 3339 date-time string")?;
             let t = chrono::DateTime::parse_from_rfc3339(s)
                 .map_err(|_| format!("\"{s}\" is not an RFC 3339 date-time"))?;
+            // One fixed format (UTC, milliseconds) so text order is time order.
             Json::String(
                 t.with_timezone(&chrono::Utc)
-                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                    .to_string(),
             )
         }
         FieldType::Uuid => {

@@ -1,0 +1,344 @@
+//! Generated CRUD for plugin entities: the manifest's permission per
+//! operation (an operation without one is not exposed), the plugin must be
+//! installed for the caller's tenant, full validation, `ref` checks inside
+//! the tenant and plugin, unique conflicts, and referenced rows protected
+//! from deletion. The tenant always comes from the principal.
+//!
+//! The `*_tx` functions are the row operations themselves, usable inside any
+//! write transaction (scripts will call them too).
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::error::PluginError;
+use super::install::{self, INSTALLED};
+use super::manifest::{EntitySchema, FieldType, Manifest};
+use super::records::{self, parse_list_query, shape, validate_create, validate_update};
+use super::{PluginVersion, Plugins};
+use crate::auth::Principal;
+use crate::storage::{SqlValue, Tx, now_rfc3339};
+
+/// A generated operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// GET collection.
+    List,
+    /// GET one.
+    Read,
+    /// POST.
+    Create,
+    /// PATCH.
+    Update,
+    /// DELETE.
+    Delete,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::List => "list",
+            Op::Read => "read",
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+fn invalid(errors: Vec<crate::validation::FieldError>) -> PluginError {
+    let names: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    PluginError::Invalid {
+        detail: format!("invalid fields: {}", names.join(", ")),
+        errors,
+    }
+}
+
+fn not_found(entity: &str) -> PluginError {
+    PluginError::NotFound(format!("no {entity} with this id"))
+}
+
+fn ensure_installed(tx: &Tx<'_>, tenant_id: &str, plugin: &str) -> Result<(), PluginError> {
+    if install::status(tx, tenant_id, plugin)? == INSTALLED {
+        Ok(())
+    } else {
+        Err(PluginError::Forbidden(format!(
+            "plugin {plugin} is not installed for this tenant"
+        )))
+    }
+}
+
+/// `ref` values must name a row of the target entity in the same tenant.
+fn check_refs(
+    tx: &Tx<'_>,
+    manifest: &Manifest,
+    entity: &EntitySchema,
+    tenant_id: &str,
+    values: &[(String, SqlValue, Value)],
+) -> Result<(), PluginError> {
+    let mut errors = Vec::new();
+    for (name, sql, _) in values {
+        let Some(field) = entity.field(name) else { continue };
+        let (FieldType::Ref, Some(target)) = (field.ty, field.entity.as_deref()) else {
+            continue;
+        };
+        if *sql == SqlValue::Null {
+            continue;
+        }
+        let Some(target_entity) = manifest.entity(target) else { continue };
+        if !tx.entity_value_exists(&target_entity.table, tenant_id, "id", sql, None)? {
+            errors.push(crate::validation::FieldError::new(
+                name.clone(),
+                "ref",
+                format!("no {target} with this id in this tenant"),
+            ));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(invalid(errors)) }
+}
+
+/// Unique fields must not repeat within the tenant.
+fn check_unique(
+    tx: &Tx<'_>,
+    entity: &EntitySchema,
+    tenant_id: &str,
+    values: &[(String, SqlValue, Value)],
+    except_id: Option<&str>,
+) -> Result<(), PluginError> {
+    for (name, sql, json) in values {
+        let unique = entity.field(name).is_some_and(|f| f.unique);
+        if unique
+            && *sql != SqlValue::Null
+            && tx.entity_value_exists(&entity.table, tenant_id, name, sql, except_id)?
+        {
+            return Err(PluginError::Conflict(format!(
+                "{} {name} {json} already exists in this tenant",
+                entity.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Insert a validated record; returns it as stored.
+pub fn insert_tx(
+    tx: &Tx<'_>,
+    manifest: &Manifest,
+    entity: &EntitySchema,
+    tenant_id: &str,
+    user_id: Option<&str>,
+    body: &Map<String, Value>,
+) -> Result<Map<String, Value>, PluginError> {
+    let values = validate_create(entity, body).map_err(invalid)?;
+    check_refs(tx, manifest, entity, tenant_id, &values)?;
+    check_unique(tx, entity, tenant_id, &values, None)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let sql: Vec<(String, SqlValue)> = values.into_iter().map(|(n, s, _)| (n, s)).collect();
+    tx.entity_insert(&entity.table, tenant_id, &id, user_id, &now_rfc3339(), &sql)?;
+    tx.entity_get(&shape(entity), tenant_id, &id)?
+        .ok_or_else(|| not_found(&entity.name))
+}
+
+/// Apply a validated partial update; `None` if no such row in the tenant.
+pub fn update_tx(
+    tx: &Tx<'_>,
+    manifest: &Manifest,
+    entity: &EntitySchema,
+    tenant_id: &str,
+    id: &str,
+    body: &Map<String, Value>,
+) -> Result<Option<Map<String, Value>>, PluginError> {
+    let values = validate_update(entity, body).map_err(invalid)?;
+    let table = shape(entity);
+    if tx.entity_get(&table, tenant_id, id)?.is_none() {
+        return Ok(None);
+    }
+    check_refs(tx, manifest, entity, tenant_id, &values)?;
+    check_unique(tx, entity, tenant_id, &values, Some(id))?;
+    let sql: Vec<(String, SqlValue)> = values.into_iter().map(|(n, s, _)| (n, s)).collect();
+    tx.entity_update(&entity.table, tenant_id, id, &now_rfc3339(), &sql)?;
+    Ok(tx.entity_get(&table, tenant_id, id)?)
+}
+
+/// Delete a row unless another row of the plugin references it; false if
+/// no such row in the tenant.
+pub fn delete_tx(
+    tx: &Tx<'_>,
+    manifest: &Manifest,
+    entity: &EntitySchema,
+    tenant_id: &str,
+    id: &str,
+) -> Result<bool, PluginError> {
+    if tx.entity_get(&shape(entity), tenant_id, id)?.is_none() {
+        return Ok(false);
+    }
+    let key = SqlValue::Text(id.to_owned());
+    for other in &manifest.entities {
+        for f in &other.fields {
+            if f.ty == FieldType::Ref
+                && f.entity.as_deref() == Some(entity.name.as_str())
+                && tx.entity_value_exists(&other.table, tenant_id, &f.name, &key, None)?
+            {
+                return Err(PluginError::Conflict(format!(
+                    "this {} is still referenced by {} rows (field {}); delete or change those first",
+                    entity.name, other.name, f.name
+                )));
+            }
+        }
+    }
+    Ok(tx.entity_delete(&entity.table, tenant_id, id)?)
+}
+
+impl Plugins {
+    /// Resolve plugin and entity, check the operation is exposed and the
+    /// caller holds its permission.
+    fn target(
+        &self,
+        actor: &Principal,
+        plugin: &str,
+        entity: &str,
+        op: Op,
+    ) -> Result<(Arc<PluginVersion>, usize), PluginError> {
+        let version = self
+            .registry()
+            .get(plugin)
+            .ok_or_else(|| PluginError::unknown_plugin(plugin))?;
+        let index = version
+            .manifest
+            .entities
+            .iter()
+            .position(|e| e.name == entity)
+            .ok_or_else(|| {
+                let known: Vec<&str> = version.manifest.entities.iter().map(|e| e.name.as_str()).collect();
+                PluginError::NotFound(format!(
+                    "plugin {plugin} has no entity \"{entity}\" (it has: {})",
+                    known.join(", ")
+                ))
+            })?;
+        let perms = &version.manifest.entities[index].permissions;
+        let permission = match op {
+            Op::List => &perms.list,
+            Op::Read => &perms.read,
+            Op::Create => &perms.create,
+            Op::Update => &perms.update,
+            Op::Delete => &perms.delete,
+        };
+        let Some(permission) = permission else {
+            return Err(PluginError::NotExposed(format!(
+                "{plugin}.{entity} does not expose the {} operation",
+                op.name()
+            )));
+        };
+        if !actor.can(permission) {
+            return Err(PluginError::missing_permission(permission));
+        }
+        Ok((version, index))
+    }
+
+    /// `GET /api/{plugin}/{entity}`.
+    pub async fn list_records(
+        &self,
+        actor: &Principal,
+        plugin: &str,
+        entity: &str,
+        query: Option<String>,
+    ) -> Result<Value, PluginError> {
+        let (version, index) = self.target(actor, plugin, entity, Op::List)?;
+        let spec = parse_list_query(&version.manifest.entities[index], query.as_deref()).map_err(invalid)?;
+        let tenant = actor.tenant_id().to_owned();
+        let (limit, offset) = (spec.limit, spec.offset);
+        let (items, total) = self
+            .db()
+            .read(move |tx| {
+                ensure_installed(tx, &tenant, &version.manifest.name)?;
+                let e = &version.manifest.entities[index];
+                Ok::<_, PluginError>(tx.entity_list(&records::shape(e), &tenant, &spec)?)
+            })
+            .await?;
+        Ok(json!({"items": items, "total": total, "limit": limit, "offset": offset}))
+    }
+
+    /// `GET /api/{plugin}/{entity}/{id}`.
+    pub async fn get_record(
+        &self,
+        actor: &Principal,
+        plugin: &str,
+        entity: &str,
+        id: String,
+    ) -> Result<Map<String, Value>, PluginError> {
+        let (version, index) = self.target(actor, plugin, entity, Op::Read)?;
+        let tenant = actor.tenant_id().to_owned();
+        self.db()
+            .read(move |tx| {
+                ensure_installed(tx, &tenant, &version.manifest.name)?;
+                let e = &version.manifest.entities[index];
+                tx.entity_get(&records::shape(e), &tenant, &id)?
+                    .ok_or_else(|| not_found(&e.name))
+            })
+            .await
+    }
+
+    /// `POST /api/{plugin}/{entity}`.
+    pub async fn create_record(
+        &self,
+        actor: &Principal,
+        plugin: &str,
+        entity: &str,
+        body: Map<String, Value>,
+    ) -> Result<Map<String, Value>, PluginError> {
+        let (version, index) = self.target(actor, plugin, entity, Op::Create)?;
+        let (tenant, user) = (actor.tenant_id().to_owned(), actor.user_id().to_owned());
+        self.db()
+            .write(move |tx| {
+                ensure_installed(tx, &tenant, &version.manifest.name)?;
+                let m = &version.manifest;
+                insert_tx(tx, m, &m.entities[index], &tenant, Some(&user), &body)
+            })
+            .await
+    }
+
+    /// `PATCH /api/{plugin}/{entity}/{id}`.
+    pub async fn update_record(
+        &self,
+        actor: &Principal,
+        plugin: &str,
+        entity: &str,
+        id: String,
+        body: Map<String, Value>,
+    ) -> Result<Map<String, Value>, PluginError> {
+        let (version, index) = self.target(actor, plugin, entity, Op::Update)?;
+        let tenant = actor.tenant_id().to_owned();
+        self.db()
+            .write(move |tx| {
+                ensure_installed(tx, &tenant, &version.manifest.name)?;
+                let m = &version.manifest;
+                let e = &m.entities[index];
+                update_tx(tx, m, e, &tenant, &id, &body)?.ok_or_else(|| not_found(&e.name))
+            })
+            .await
+    }
+
+    /// `DELETE /api/{plugin}/{entity}/{id}`.
+    pub async fn delete_record(
+        &self,
+        actor: &Principal,
+        plugin: &str,
+        entity: &str,
+        id: String,
+    ) -> Result<(), PluginError> {
+        let (version, index) = self.target(actor, plugin, entity, Op::Delete)?;
+        let tenant = actor.tenant_id().to_owned();
+        self.db()
+            .write(move |tx| {
+                ensure_installed(tx, &tenant, &version.manifest.name)?;
+                let m = &version.manifest;
+                let e = &m.entities[index];
+                if delete_tx(tx, m, e, &tenant, &id)? {
+                    Ok(())
+                } else {
+                    Err(not_found(&e.name))
+                }
+            })
+            .await
+    }
+}
