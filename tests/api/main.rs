@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod cli;
 mod edge;
+mod entities;
 mod isolation;
 mod lifecycle;
 mod plugins;
