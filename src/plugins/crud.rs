@@ -78,14 +78,18 @@ fn check_refs(
 ) -> Result<(), PluginError> {
     let mut errors = Vec::new();
     for (name, sql, _) in values {
-        let Some(field) = entity.field(name) else { continue };
+        let Some(field) = entity.field(name) else {
+            continue;
+        };
         let (FieldType::Ref, Some(target)) = (field.ty, field.entity.as_deref()) else {
             continue;
         };
         if *sql == SqlValue::Null {
             continue;
         }
-        let Some(target_entity) = manifest.entity(target) else { continue };
+        let Some(target_entity) = manifest.entity(target) else {
+            continue;
+        };
         if !tx.entity_value_exists(&target_entity.table, tenant_id, "id", sql, None)? {
             errors.push(crate::validation::FieldError::new(
                 name.clone(),
@@ -94,7 +98,11 @@ fn check_refs(
             ));
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(invalid(errors)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(errors))
+    }
 }
 
 /// Unique fields must not repeat within the tenant.
@@ -209,7 +217,12 @@ impl Plugins {
             .iter()
             .position(|e| e.name == entity)
             .ok_or_else(|| {
-                let known: Vec<&str> = version.manifest.entities.iter().map(|e| e.name.as_str()).collect();
+                let known: Vec<&str> = version
+                    .manifest
+                    .entities
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .collect();
                 PluginError::NotFound(format!(
                     "plugin {plugin} has no entity \"{entity}\" (it has: {})",
                     known.join(", ")
@@ -244,7 +257,8 @@ impl Plugins {
         query: Option<String>,
     ) -> Result<Value, PluginError> {
         let (version, index) = self.target(actor, plugin, entity, Op::List)?;
-        let spec = parse_list_query(&version.manifest.entities[index], query.as_deref()).map_err(invalid)?;
+        let spec = parse_list_query(&version.manifest.entities[index], query.as_deref())
+            .map_err(invalid)?;
         let tenant = actor.tenant_id().to_owned();
         let (limit, offset) = (spec.limit, spec.offset);
         let (items, total) = self

@@ -47,7 +47,11 @@ pub fn to_sql(field: &FieldSpec, v: &Value) -> SqlValue {
 
 fn body_key_error(entity: &EntitySchema, key: &str) -> FieldError {
     if key == "tenant_id" {
-        FieldError::new(key, "read_only", "tenant_id is never accepted from a client")
+        FieldError::new(
+            key,
+            "read_only",
+            "tenant_id is never accepted from a client",
+        )
     } else if BASE_FIELDS.contains(&key) {
         FieldError::new(key, "read_only", format!("{key} is set by the server"))
     } else {
@@ -109,7 +113,11 @@ pub fn validate_create(
             },
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Validate a partial update: only the given keys; `null` clears a field
@@ -127,7 +135,11 @@ pub fn validate_update(
         };
         if value.is_null() {
             if field.required {
-                errors.push(FieldError::new(key.clone(), "required", "is required and cannot be null"));
+                errors.push(FieldError::new(
+                    key.clone(),
+                    "required",
+                    "is required and cannot be null",
+                ));
             } else {
                 out.push((key.clone(), SqlValue::Null, Value::Null));
             }
@@ -138,7 +150,11 @@ pub fn validate_update(
             Err(why) => errors.push(FieldError::new(key.clone(), code_of(&why), why)),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Largest page.
@@ -192,7 +208,10 @@ fn parse_operand(ty: FieldType, raw: &str) -> Result<SqlValue, String> {
 
 /// Parse a list query string (`field=value`, `field[op]=value`, `sort`,
 /// `limit`, `offset`, `total`), reporting every bad parameter by name.
-pub fn parse_list_query(entity: &EntitySchema, query: Option<&str>) -> Result<ListSpec, Vec<FieldError>> {
+pub fn parse_list_query(
+    entity: &EntitySchema,
+    query: Option<&str>,
+) -> Result<ListSpec, Vec<FieldError>> {
     let mut spec = ListSpec {
         filters: Vec::new(),
         sort: vec![("created_at".to_owned(), true), ("id".to_owned(), true)],
@@ -209,29 +228,53 @@ pub fn parse_list_query(entity: &EntitySchema, query: Option<&str>) -> Result<Li
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         let (key, value) = (key.into_owned(), value.into_owned());
         match key.as_str() {
-            "limit" => match value.parse::<u32>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)) {
+            "limit" => match value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+            {
                 Some(n) => spec.limit = n,
-                None => errors.push(FieldError::new("limit", "range", format!("\"{value}\" is not an integer between 1 and {MAX_LIMIT}"))),
+                None => errors.push(FieldError::new(
+                    "limit",
+                    "range",
+                    format!("\"{value}\" is not an integer between 1 and {MAX_LIMIT}"),
+                )),
             },
             "offset" => match value.parse::<u32>() {
                 Ok(n) => spec.offset = n,
-                Err(_) => errors.push(FieldError::new("offset", "range", format!("\"{value}\" is not a non-negative integer"))),
+                Err(_) => errors.push(FieldError::new(
+                    "offset",
+                    "range",
+                    format!("\"{value}\" is not a non-negative integer"),
+                )),
             },
             "total" => match value.as_str() {
                 "true" => spec.count = true,
                 "false" => spec.count = false,
-                _ => errors.push(FieldError::new("total", "type", format!("\"{value}\" is not true or false"))),
+                _ => errors.push(FieldError::new(
+                    "total",
+                    "type",
+                    format!("\"{value}\" is not true or false"),
+                )),
             },
             "sort" => {
                 let mut sort = Vec::new();
                 for part in value.split(',').map(str::trim) {
                     let (name, desc) = part.strip_prefix('-').map_or((part, false), |n| (n, true));
                     if name == "tenant_id" {
-                        errors.push(FieldError::new("tenant_id", "forbidden", "tenant_id cannot be used in queries"));
+                        errors.push(FieldError::new(
+                            "tenant_id",
+                            "forbidden",
+                            "tenant_id cannot be used in queries",
+                        ));
                     } else if column_type(entity, name).is_some_and(|t| t != FieldType::Json) {
                         sort.push((name.to_owned(), desc));
                     } else {
-                        errors.push(FieldError::new("sort", "unknown", format!("cannot sort by \"{name}\" (sortable: {})", fields_list())));
+                        errors.push(FieldError::new(
+                            "sort",
+                            "unknown",
+                            format!("cannot sort by \"{name}\" (sortable: {})", fields_list()),
+                        ));
                     }
                 }
                 spec.sort = sort;
@@ -241,22 +284,41 @@ pub fn parse_list_query(entity: &EntitySchema, query: Option<&str>) -> Result<Li
                     Some((n, rest)) => match rest.strip_suffix(']') {
                         Some(op) => (n.to_owned(), op.to_owned()),
                         None => {
-                            errors.push(FieldError::new(key.clone(), "format", format!("\"{key}\" is not field or field[op]")));
+                            errors.push(FieldError::new(
+                                key.clone(),
+                                "format",
+                                format!("\"{key}\" is not field or field[op]"),
+                            ));
                             continue;
                         }
                     },
                     None => (key.clone(), "eq".to_owned()),
                 };
                 if name == "tenant_id" {
-                    errors.push(FieldError::new("tenant_id", "forbidden", "tenant_id cannot be used in queries"));
+                    errors.push(FieldError::new(
+                        "tenant_id",
+                        "forbidden",
+                        "tenant_id cannot be used in queries",
+                    ));
                     continue;
                 }
                 let Some(ty) = column_type(entity, &name) else {
-                    errors.push(FieldError::new(name.clone(), "unknown", format!("unknown field \"{name}\" (filterable: {})", fields_list())));
+                    errors.push(FieldError::new(
+                        name.clone(),
+                        "unknown",
+                        format!("unknown field \"{name}\" (filterable: {})", fields_list()),
+                    ));
                     continue;
                 };
                 if !OPS.contains(&op.as_str()) {
-                    errors.push(FieldError::new(key.clone(), "unknown_op", format!("unknown operator \"{op}\" (expected one of {})", OPS.join(", "))));
+                    errors.push(FieldError::new(
+                        key.clone(),
+                        "unknown_op",
+                        format!(
+                            "unknown operator \"{op}\" (expected one of {})",
+                            OPS.join(", ")
+                        ),
+                    ));
                     continue;
                 }
                 match filter(ty, &name, &op, &value) {
@@ -266,7 +328,11 @@ pub fn parse_list_query(entity: &EntitySchema, query: Option<&str>) -> Result<Li
             }
         }
     }
-    if errors.is_empty() { Ok(spec) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(spec)
+    } else {
+        Err(errors)
+    }
 }
 
 fn filter(ty: FieldType, name: &str, op: &str, value: &str) -> Result<Filter, String> {
@@ -280,12 +346,19 @@ fn filter(ty: FieldType, name: &str, op: &str, value: &str) -> Result<Filter, St
             "false" => (FilterOp::Null(false), vec![]),
             _ => return Err(format!("\"{value}\" is not true or false")),
         },
-        _ if ty == FieldType::Json => return Err(format!("json field {name} can only be filtered with [null]")),
+        _ if ty == FieldType::Json => {
+            return Err(format!(
+                "json field {name} can only be filtered with [null]"
+            ));
+        }
         "like" => {
             if !textual {
                 return Err(format!("like applies to text fields; {name} is {ty}"));
             }
-            let escaped = value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let escaped = value
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             (FilterOp::Like, vec![SqlValue::Text(format!("%{escaped}%"))])
         }
         "in" => {
@@ -335,20 +408,31 @@ mod tests {
     #[test]
     fn create_applies_defaults_and_reports_every_bad_field() {
         let e = item();
-        let body: Map<String, Value> = serde_json::from_value(serde_json::json!({"name": "Bolt", "sku": "B-1"})).expect("map");
+        let body: Map<String, Value> =
+            serde_json::from_value(serde_json::json!({"name": "Bolt", "sku": "B-1"})).expect("map");
         let values = validate_create(&e, &body).expect("valid");
-        let qty = values.iter().find(|(n, _, _)| n == "quantity").expect("quantity");
+        let qty = values
+            .iter()
+            .find(|(n, _, _)| n == "quantity")
+            .expect("quantity");
         assert_eq!(qty.1, SqlValue::Integer(0));
         let bad: Map<String, Value> = serde_json::from_value(serde_json::json!({
             "sku": "lower", "quantity": -1, "tenant_id": "x", "colour": "red", "status": "gone"
-        })).expect("map");
+        }))
+        .expect("map");
         let errors = validate_create(&e, &bad).expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         for f in ["name", "sku", "quantity", "tenant_id", "colour", "status"] {
             assert!(fields.contains(&f), "{f} in {errors:?}");
         }
-        let min = errors.iter().find(|e| e.field == "quantity").expect("quantity");
-        assert_eq!((min.code.as_str(), min.message.as_str()), ("min", "must be >= 0"));
+        let min = errors
+            .iter()
+            .find(|e| e.field == "quantity")
+            .expect("quantity");
+        assert_eq!(
+            (min.code.as_str(), min.message.as_str()),
+            ("min", "must be >= 0")
+        );
     }
 
     #[test]
@@ -356,8 +440,14 @@ mod tests {
         let e = item();
         let spec = parse_list_query(&e, Some("quantity[lt]=5&name[like]=bo_lt&status[in]=active,discontinued&price[null]=true&sort=name,-quantity&limit=20&offset=40&total=false")).expect("valid");
         assert_eq!(spec.filters.len(), 4);
-        assert_eq!(spec.filters[1].values, vec![SqlValue::Text("%bo\\_lt%".into())]);
-        assert_eq!(spec.sort, vec![("name".into(), false), ("quantity".into(), true)]);
+        assert_eq!(
+            spec.filters[1].values,
+            vec![SqlValue::Text("%bo\\_lt%".into())]
+        );
+        assert_eq!(
+            spec.sort,
+            vec![("name".into(), false), ("quantity".into(), true)]
+        );
         assert_eq!((spec.limit, spec.offset, spec.count), (20, 40, false));
         for (q, field) in [
             ("colour=red", "colour"),

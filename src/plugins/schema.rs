@@ -104,6 +104,41 @@ pub fn column_type(ty: FieldType) -> ColumnType {
     }
 }
 
+/// The indexes an entity's table should have: (name, columns after
+/// `tenant_id`, unique) — the list index, declared ones, unique fields, refs.
+fn wanted_indexes(entity: &super::manifest::EntitySchema) -> Vec<(String, Vec<String>, bool)> {
+    let table = &entity.table;
+    let mut wanted = vec![(
+        format!("{table}__list"),
+        vec!["created_at".to_owned(), "id".to_owned()],
+        false,
+    )];
+    for cols in &entity.indexes {
+        wanted.push((
+            format!("{table}__idx__{}", cols.join("__")),
+            cols.clone(),
+            false,
+        ));
+    }
+    for f in &entity.fields {
+        if f.unique {
+            wanted.push((
+                format!("{table}__uq__{}", f.name),
+                vec![f.name.clone()],
+                true,
+            ));
+        }
+        if f.ty == FieldType::Ref {
+            wanted.push((
+                format!("{table}__ref__{}", f.name),
+                vec![f.name.clone()],
+                false,
+            ));
+        }
+    }
+    wanted
+}
+
 /// Bring the plugin's tables to `manifest` inside `tx` (the caller commits,
 /// or rolls back on error).
 pub fn sync(
@@ -152,6 +187,19 @@ pub fn sync(
                 })
                 .collect(),
         ));
+    }
+
+    // Indexes of fields that are going away must go before a migration can
+    // drop their columns.
+    for entity in &manifest.entities {
+        if tx.table_columns(&entity.table)?.is_some() {
+            let wanted = wanted_indexes(entity);
+            for name in tx.entity_indexes(&entity.table)? {
+                if !wanted.iter().any(|(w, _, _)| *w == name) {
+                    tx.drop_entity_index(&name)?;
+                }
+            }
+        }
     }
 
     let mut report = SyncReport::default();
@@ -208,41 +256,8 @@ pub fn sync(
             }
         }
 
-        // Indexes: the list index, declared ones, unique fields, ref fields.
-        let mut wanted: Vec<(String, Vec<String>, bool)> = vec![(
-            format!("{table}__list"),
-            vec!["created_at".into(), "id".into()],
-            false,
-        )];
-        for cols in &entity.indexes {
-            wanted.push((
-                format!("{table}__idx__{}", cols.join("__")),
-                cols.clone(),
-                false,
-            ));
-        }
-        for f in &entity.fields {
-            if f.unique {
-                wanted.push((
-                    format!("{table}__uq__{}", f.name),
-                    vec![f.name.clone()],
-                    true,
-                ));
-            }
-            if f.ty == FieldType::Ref {
-                wanted.push((
-                    format!("{table}__ref__{}", f.name),
-                    vec![f.name.clone()],
-                    false,
-                ));
-            }
-        }
+        let wanted = wanted_indexes(entity);
         let existing = tx.entity_indexes(table)?;
-        for name in &existing {
-            if !wanted.iter().any(|(w, _, _)| w == name) {
-                tx.drop_entity_index(name)?;
-            }
-        }
         if problems.is_empty() {
             for (name, cols, unique) in &wanted {
                 if !existing.contains(name) {

@@ -106,6 +106,9 @@ pub struct ListSpec {
     pub count: bool,
 }
 
+/// One row as JSON: base columns and declared fields.
+pub type Record = Map<String, Value>;
+
 const BASE: [&str; 4] = ["id", "created_at", "updated_at", "created_by"];
 
 fn select_list(shape: &TableShape) -> String {
@@ -183,7 +186,7 @@ impl Tx<'_> {
         shape: &TableShape,
         tenant_id: &str,
         spec: &ListSpec,
-    ) -> Result<(Vec<Map<String, Value>>, Option<u64>), StorageError> {
+    ) -> Result<(Vec<Record>, Option<u64>), StorageError> {
         let mut params = vec![SqlValue::Text(tenant_id.to_owned())];
         let where_sql = where_clause(&spec.filters, &mut params);
         let mut order: Vec<String> = spec
@@ -196,11 +199,13 @@ impl Tx<'_> {
             order.push(format!("\"id\" {}", if desc { "DESC" } else { "ASC" }));
         }
         let total = if spec.count {
-            let n: i64 = self.conn().prepare_cached(&format!(
-                "SELECT COUNT(*) FROM {} WHERE {where_sql}",
-                quote(&shape.table)
-            ))?
-            .query_row(params_from_iter(params.iter()), |r| r.get(0))?;
+            let n: i64 = self
+                .conn()
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM {} WHERE {where_sql}",
+                    quote(&shape.table)
+                ))?
+                .query_row(params_from_iter(params.iter()), |r| r.get(0))?;
             Some(n.unsigned_abs())
         } else {
             None
@@ -309,7 +314,12 @@ impl Tx<'_> {
     }
 
     /// Delete a tenant's row; false if no such row.
-    pub fn entity_delete(&self, table: &str, tenant_id: &str, id: &str) -> Result<bool, StorageError> {
+    pub fn entity_delete(
+        &self,
+        table: &str,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<bool, StorageError> {
         let n = self
             .conn()
             .prepare_cached(&format!(
@@ -368,7 +378,10 @@ mod tests {
                 Filter {
                     column: "status".into(),
                     op: FilterOp::In,
-                    values: vec![SqlValue::Text("a".into()), SqlValue::Text("b'; DROP".into())],
+                    values: vec![
+                        SqlValue::Text("a".into()),
+                        SqlValue::Text("b'; DROP".into()),
+                    ],
                 },
                 Filter {
                     column: "price".into(),

@@ -28,7 +28,10 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(axum::Json(
-        state.plugins.list_records(&me, &plugin, &entity, query).await?,
+        state
+            .plugins
+            .list_records(&me, &plugin, &entity, query)
+            .await?,
     ))
 }
 
@@ -38,7 +41,10 @@ async fn create(
     Path((plugin, entity)): Path<(String, String)>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let record = state.plugins.create_record(&me, &plugin, &entity, body).await?;
+    let record = state
+        .plugins
+        .create_record(&me, &plugin, &entity, body)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(record)))
 }
 
@@ -71,6 +77,9 @@ async fn remove(
     AuthUser(me): AuthUser,
     Path((plugin, entity, id)): Path<(String, String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    state.plugins.delete_record(&me, &plugin, &entity, id).await?;
+    state
+        .plugins
+        .delete_record(&me, &plugin, &entity, id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

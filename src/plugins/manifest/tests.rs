@@ -73,6 +73,24 @@ fn the_shipped_examples_are_valid() {
 }
 
 #[test]
+fn the_reference_example_is_valid() {
+    let doc = include_str!("../../../sdk-docs/manifest-reference.md");
+    let start = doc.find("```toml\n").expect("toml block") + "```toml\n".len();
+    let len = doc[start..].find("```").expect("end of block");
+    let m = parse(
+        "plugin-manifests/workshop.toml",
+        Some("workshop"),
+        &doc[start..start + len],
+    )
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(m.entities.len(), 2);
+    let order = m.entity("order").expect("order");
+    assert_eq!(order.permissions.delete, None);
+    assert_eq!(order.fields.len(), 7, "one field of most types");
+    assert_eq!(m.settings.len(), 2);
+}
+
+#[test]
 fn the_design_example_is_valid() {
     let m = ok(&format!(
         "{HEAD}runtime = \"rhai\"\ndescription = \"d\"\ndefault_install = false\nrequires = []\n\
