@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::PluginVersion;
 use super::error::PluginError;
+use super::manifest::Manifest;
 use super::registry::Registry;
 use crate::storage::{NewAuditEntry, RoleRow, Tx, now_rfc3339};
 
@@ -49,30 +50,9 @@ fn audit(
     Ok(())
 }
 
-/// Install (or re-install) a plugin into a tenant.
-pub fn install(
-    tx: &Tx<'_>,
-    registry: &Registry,
-    tenant_id: &str,
-    plugin: &PluginVersion,
-    actor: Option<&str>,
-) -> Result<(), PluginError> {
-    let m = &plugin.manifest;
-    let missing: Vec<&str> = m
-        .requires
-        .iter()
-        .filter(|r| {
-            registry.get(r).is_none() || status(tx, tenant_id, r).map_or(true, |s| s != INSTALLED)
-        })
-        .map(String::as_str)
-        .collect();
-    if !missing.is_empty() {
-        return Err(PluginError::BadRequest(format!(
-            "plugin {} requires plugins that are not installed for this tenant: {}",
-            m.name,
-            missing.join(", ")
-        )));
-    }
+/// Seed the manifest's grants that this tenant has never been given (roles
+/// it lacks are created). Returns `ROLE:PERMISSION` of each grant seeded now.
+pub fn seed_grants(tx: &Tx<'_>, tenant_id: &str, m: &Manifest) -> Result<Vec<String>, PluginError> {
     let mut seeded = Vec::new();
     for (role_name, permissions) in &m.grants {
         let role = match tx.role_by_name(tenant_id, role_name)? {
@@ -101,6 +81,34 @@ pub fn install(
             }
         }
     }
+    Ok(seeded)
+}
+
+/// Install (or re-install) a plugin into a tenant.
+pub fn install(
+    tx: &Tx<'_>,
+    registry: &Registry,
+    tenant_id: &str,
+    plugin: &PluginVersion,
+    actor: Option<&str>,
+) -> Result<(), PluginError> {
+    let m = &plugin.manifest;
+    let missing: Vec<&str> = m
+        .requires
+        .iter()
+        .filter(|r| {
+            registry.get(r).is_none() || status(tx, tenant_id, r).map_or(true, |s| s != INSTALLED)
+        })
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(PluginError::BadRequest(format!(
+            "plugin {} requires plugins that are not installed for this tenant: {}",
+            m.name,
+            missing.join(", ")
+        )));
+    }
+    let seeded = seed_grants(tx, tenant_id, m)?;
     tx.set_plugin_install(tenant_id, &m.name, INSTALLED, Some(actor), None)?;
     audit(
         tx,

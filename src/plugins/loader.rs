@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::PluginError;
+use super::install;
 use super::manifest::{self, Manifest};
 use super::registry::{PluginVersion, Refusal};
 use super::schema::{self, PluginMigration, SchemaError};
@@ -186,6 +188,18 @@ pub fn load_all(db: &Db, config: &Config) -> LoadReport {
         let synced = db.write_blocking(|tx| -> Result<schema::SyncReport, SchemaError> {
             let r = schema::sync(tx, &manifest, &migrations)?;
             sync_permissions(tx, &manifest)?;
+            // New grants reach the tenants that have the plugin installed
+            // (once each: revoked grants stay revoked).
+            for tenant in tx.tenant_ids()? {
+                let installed = install::status(tx, &tenant, &manifest.name)
+                    .is_ok_and(|s| s == install::INSTALLED);
+                if installed {
+                    install::seed_grants(tx, &tenant, &manifest).map_err(|e| match e {
+                        PluginError::Storage(s) => SchemaError::Storage(s),
+                        other => SchemaError::Refused(vec![other.to_string()]),
+                    })?;
+                }
+            }
             Ok(r)
         });
         match synced {

@@ -1056,7 +1056,7 @@ async fn a_broken_manifest_is_skipped_and_the_good_plugins_still_load() {
     .output_within();
     assert_eq!(out.code, Some(1), "{out:?}");
     let dir = app.config.manifests_dir.display();
-    let expected = format!("{dir}/broken.toml:8:14: entities.thing.fields.q: {UNKNOWN_INT}");
+    let expected = format!("{dir}/broken.toml:8:1: entities.thing.fields.q: {UNKNOWN_INT}");
     assert!(
         out.stdout.lines().any(|l| l == expected),
         "expected the line\n{expected}\nin\n{}",
@@ -1341,18 +1341,35 @@ async fn plugin_tables_have_the_base_columns_and_every_index_starts_with_tenant_
     let app = spawn_with(&[("inventory", INVENTORY)]).await;
     let db = open_db(&app);
     // (table, declared fields, declared indexes, unique fields)
-    let cases: [(&str, &[&str], &[&[&str]], &[&str]); 2] = [
-        (
-            "inventory_item",
-            &[
+    struct Case<'a> {
+        table: &'a str,
+        fields: &'a [&'a str],
+        declared: &'a [&'a [&'a str]],
+        unique: &'a [&'a str],
+    }
+    let cases = [
+        Case {
+            table: "inventory_item",
+            fields: &[
                 "name", "sku", "quantity", "price", "status", "tags", "supplier",
             ],
-            &[&["sku"], &["name", "quantity"]],
-            &["sku"],
-        ),
-        ("inventory_supplier", &["name", "email"], &[&["name"]], &[]),
+            declared: &[&["sku"], &["name", "quantity"]],
+            unique: &["sku"],
+        },
+        Case {
+            table: "inventory_supplier",
+            fields: &["name", "email"],
+            declared: &[&["name"]],
+            unique: &[],
+        },
     ];
-    for (table, fields, declared, unique) in cases {
+    for Case {
+        table,
+        fields,
+        declared,
+        unique,
+    } in cases
+    {
         let cols = columns(&db, table);
         let mut expected: Vec<String> =
             ["id", "tenant_id", "created_at", "updated_at", "created_by"]
@@ -1491,7 +1508,7 @@ fn plugin_check_prints_every_error_as_file_line_col_key_message_and_exits_1() {
 
     assert_eq!(out.code, Some(1), "{out:?}");
     let dir = ws.manifests.display();
-    let expected = format!("{dir}/bad.toml:6:14: entities.thing.fields.q: {UNKNOWN_INT}");
+    let expected = format!("{dir}/bad.toml:6:1: entities.thing.fields.q: {UNKNOWN_INT}");
     assert!(
         out.stdout.lines().any(|l| l == expected),
         "expected the line\n{expected}\nin\n{}",

@@ -461,7 +461,7 @@ impl Cx<'_> {
                 );
                 continue;
             };
-            if let Some(field) = self.field(spec, key, &path, &SETTING_KEYS) {
+            if let Some(field) = self.field(spec, key, &path, &SETTING_KEYS, key_span(table, key)) {
                 out.push(field);
             }
         }
@@ -533,7 +533,7 @@ impl Cx<'_> {
                         );
                         continue;
                     };
-                    if let Some(field) = self.field(spec, fname, &key, &FIELD_KEYS) {
+                    if let Some(field) = self.field(spec, fname, &key, &FIELD_KEYS, span.clone()) {
                         if let Some(target) = &field.entity {
                             ref_checks.push((
                                 target.clone(),
@@ -671,12 +671,15 @@ impl Cx<'_> {
     }
 
     /// One field (or setting) spec; `allowed` lists its permitted keys.
+    /// `at` is the span of the field's key: errors about the field as a
+    /// whole (its type) point there, like `file:14:1: entities.item.fields.qty`.
     fn field(
         &mut self,
         spec: &dyn TableLike,
         name: &str,
         path: &str,
         allowed: &[&str],
+        at: Option<Range<usize>>,
     ) -> Option<FieldSpec> {
         self.unknown_keys(spec, path, allowed);
         let types: Vec<&str> = FieldType::ALL.iter().map(|t| t.as_str()).collect();
@@ -684,7 +687,7 @@ impl Cx<'_> {
             None => {
                 if spec.get("type").is_none() {
                     self.error(
-                        key_span_or(spec),
+                        at.clone(),
                         path,
                         format!("missing type (expected one of {})", one_of(&types)),
                     );
@@ -695,7 +698,7 @@ impl Cx<'_> {
                 Some(ty) if ty != FieldType::Ref || allowed.contains(&"entity") => ty,
                 _ => {
                     self.error(
-                        spec.get("type").and_then(Item::span),
+                        at.clone(),
                         path,
                         format!("unknown type \"{t}\" (expected one of {})", one_of(&types)),
                     );
@@ -1051,10 +1054,6 @@ impl Cx<'_> {
         }
         out
     }
-}
-
-fn key_span_or(spec: &dyn TableLike) -> Option<Range<usize>> {
-    spec.iter().next().and_then(|(k, _)| key_span(spec, k))
 }
 
 /// Parse `/item/{id}/restock` into segments.

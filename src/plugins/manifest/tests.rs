@@ -170,7 +170,7 @@ fn cases() -> Vec<(String, &'static str)> {
         ),
         (
             format!("{HEAD}[settings]\nlimit = {{ type = \"int\" }}\n"),
-            "plugin-manifests/shop.toml:4:18: settings.limit: unknown type \"int\" (expected one of text, integer, real, bool, datetime, uuid, json, enum, ref)",
+            "plugin-manifests/shop.toml:4:1: settings.limit: unknown type \"int\" (expected one of text, integer, real, bool, datetime, uuid, json, enum, ref)",
         ),
         (
             format!("{HEAD}[settings]\nlimit = {{ type = \"integer\", default = \"5\" }}\n"),
@@ -182,7 +182,7 @@ fn cases() -> Vec<(String, &'static str)> {
         ),
         (
             format!("{HEAD}[entities.item.fields]\nqty = {{ type = \"int\" }}\n"),
-            "plugin-manifests/shop.toml:4:16: entities.item.fields.qty: unknown type \"int\" (expected one of text, integer, real, bool, datetime, uuid, json, enum, ref)",
+            "plugin-manifests/shop.toml:4:1: entities.item.fields.qty: unknown type \"int\" (expected one of text, integer, real, bool, datetime, uuid, json, enum, ref)",
         ),
         (
             format!("{HEAD}[entities.item.fields]\nid = {{ type = \"text\" }}\n"),
