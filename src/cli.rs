@@ -54,7 +54,7 @@ struct GlobalArgs {
 enum Command {
     /// Run the server (the default when no command is given).
     Serve(ServeArgs),
-    /// Apply core migrations, then exit. Idempotent.
+    /// Apply core migrations and plugin schema changes, then exit. Idempotent.
     Migrate,
     /// Manage tenants.
     #[command(subcommand)]
@@ -301,10 +301,12 @@ pub async fn shutdown_signal() {
 
 async fn migrate_command(config: &Config) -> anyhow::Result<()> {
     let db = crate::storage::Db::open(&config.data_dir, config.sync)?;
-    let applied = tokio::task::spawn_blocking(move || {
+    let plugin_config = config.clone();
+    let (applied, report) = tokio::task::spawn_blocking(move || {
         let applied = crate::storage::migrations::apply(&db)?;
         db.write_blocking(crate::accounts::sync_core_permissions)?;
-        Ok::<_, crate::storage::StorageError>(applied)
+        let report = crate::plugins::loader::load_all(&db, &plugin_config);
+        Ok::<_, crate::storage::StorageError>((applied, report))
     })
     .await??;
     if applied.is_empty() {
@@ -313,6 +315,20 @@ async fn migrate_command(config: &Config) -> anyhow::Result<()> {
         for name in applied {
             println!("applied {name}");
         }
+    }
+    for p in &report.loaded {
+        println!(
+            "plugin {} {}: schema up to date",
+            p.manifest.name, p.manifest.version
+        );
+    }
+    for r in &report.refused {
+        for e in &r.errors {
+            println!("{e}");
+        }
+    }
+    if !report.refused.is_empty() {
+        anyhow::bail!("{} plugin(s) refused", report.refused.len());
     }
     Ok(())
 }

@@ -96,6 +96,9 @@ struct DbInner {
 
 const BUSY_TIMEOUT_MS: u32 = 5_000;
 const READ_POOL_SIZE: u32 = 4;
+/// Prepared statements kept per connection: every entity table has its own
+/// statements, so the default of 16 would thrash with a few plugins.
+const STATEMENT_CACHE: usize = 512;
 
 impl Db {
     /// Open (creating if needed) `<data_dir>/plinth.db`.
@@ -106,6 +109,7 @@ impl Db {
         })?;
         let path = data_dir.join("plinth.db");
         let writer = Connection::open(&path)?;
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let sync_pragma = match sync {
             SyncMode::Normal => "NORMAL",
             SyncMode::Full => "FULL",
@@ -120,6 +124,7 @@ impl Db {
         let manager = SqliteConnectionManager::file(&path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(|c| {
+                c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                 c.execute_batch(&format!(
                     "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"
                 ))
