@@ -198,6 +198,22 @@ pub fn delete_tx(
 }
 
 impl Plugins {
+    /// Count a request in the plugin's health figures (faults as errors).
+    fn observe<T>(
+        &self,
+        plugin: &str,
+        started: std::time::Instant,
+        result: Result<T, PluginError>,
+    ) -> Result<T, PluginError> {
+        if self.registry().get(plugin).is_some() {
+            let fault = matches!(result, Err(PluginError::Storage(_)));
+            self.registry()
+                .stats(plugin)
+                .record(started.elapsed(), fault);
+        }
+        result
+    }
+
     /// Resolve plugin and entity, check the operation is exposed and the
     /// caller holds its permission.
     fn target(
@@ -256,20 +272,25 @@ impl Plugins {
         entity: &str,
         query: Option<String>,
     ) -> Result<Value, PluginError> {
-        let (version, index) = self.target(actor, plugin, entity, Op::List)?;
-        let spec = parse_list_query(&version.manifest.entities[index], query.as_deref())
-            .map_err(invalid)?;
-        let tenant = actor.tenant_id().to_owned();
-        let (limit, offset) = (spec.limit, spec.offset);
-        let (items, total) = self
-            .db()
-            .read(move |tx| {
-                ensure_installed(tx, &tenant, &version.manifest.name)?;
-                let e = &version.manifest.entities[index];
-                Ok::<_, PluginError>(tx.entity_list(&records::shape(e), &tenant, &spec)?)
-            })
-            .await?;
-        Ok(json!({"items": items, "total": total, "limit": limit, "offset": offset}))
+        let started = std::time::Instant::now();
+        let result = async {
+            let (version, index) = self.target(actor, plugin, entity, Op::List)?;
+            let spec = parse_list_query(&version.manifest.entities[index], query.as_deref())
+                .map_err(invalid)?;
+            let tenant = actor.tenant_id().to_owned();
+            let (limit, offset) = (spec.limit, spec.offset);
+            let (items, total) = self
+                .db()
+                .read(move |tx| {
+                    ensure_installed(tx, &tenant, &version.manifest.name)?;
+                    let e = &version.manifest.entities[index];
+                    Ok::<_, PluginError>(tx.entity_list(&records::shape(e), &tenant, &spec)?)
+                })
+                .await?;
+            Ok(json!({"items": items, "total": total, "limit": limit, "offset": offset}))
+        }
+        .await;
+        self.observe(plugin, started, result)
     }
 
     /// `GET /api/{plugin}/{entity}/{id}`.
@@ -280,16 +301,21 @@ impl Plugins {
         entity: &str,
         id: String,
     ) -> Result<Map<String, Value>, PluginError> {
-        let (version, index) = self.target(actor, plugin, entity, Op::Read)?;
-        let tenant = actor.tenant_id().to_owned();
-        self.db()
-            .read(move |tx| {
-                ensure_installed(tx, &tenant, &version.manifest.name)?;
-                let e = &version.manifest.entities[index];
-                tx.entity_get(&records::shape(e), &tenant, &id)?
-                    .ok_or_else(|| not_found(&e.name))
-            })
-            .await
+        let started = std::time::Instant::now();
+        let result = async {
+            let (version, index) = self.target(actor, plugin, entity, Op::Read)?;
+            let tenant = actor.tenant_id().to_owned();
+            self.db()
+                .read(move |tx| {
+                    ensure_installed(tx, &tenant, &version.manifest.name)?;
+                    let e = &version.manifest.entities[index];
+                    tx.entity_get(&records::shape(e), &tenant, &id)?
+                        .ok_or_else(|| not_found(&e.name))
+                })
+                .await
+        }
+        .await;
+        self.observe(plugin, started, result)
     }
 
     /// `POST /api/{plugin}/{entity}`.
@@ -300,15 +326,20 @@ impl Plugins {
         entity: &str,
         body: Map<String, Value>,
     ) -> Result<Map<String, Value>, PluginError> {
-        let (version, index) = self.target(actor, plugin, entity, Op::Create)?;
-        let (tenant, user) = (actor.tenant_id().to_owned(), actor.user_id().to_owned());
-        self.db()
-            .write(move |tx| {
-                ensure_installed(tx, &tenant, &version.manifest.name)?;
-                let m = &version.manifest;
-                insert_tx(tx, m, &m.entities[index], &tenant, Some(&user), &body)
-            })
-            .await
+        let started = std::time::Instant::now();
+        let result = async {
+            let (version, index) = self.target(actor, plugin, entity, Op::Create)?;
+            let (tenant, user) = (actor.tenant_id().to_owned(), actor.user_id().to_owned());
+            self.db()
+                .write(move |tx| {
+                    ensure_installed(tx, &tenant, &version.manifest.name)?;
+                    let m = &version.manifest;
+                    insert_tx(tx, m, &m.entities[index], &tenant, Some(&user), &body)
+                })
+                .await
+        }
+        .await;
+        self.observe(plugin, started, result)
     }
 
     /// `PATCH /api/{plugin}/{entity}/{id}`.
@@ -320,16 +351,21 @@ impl Plugins {
         id: String,
         body: Map<String, Value>,
     ) -> Result<Map<String, Value>, PluginError> {
-        let (version, index) = self.target(actor, plugin, entity, Op::Update)?;
-        let tenant = actor.tenant_id().to_owned();
-        self.db()
-            .write(move |tx| {
-                ensure_installed(tx, &tenant, &version.manifest.name)?;
-                let m = &version.manifest;
-                let e = &m.entities[index];
-                update_tx(tx, m, e, &tenant, &id, &body)?.ok_or_else(|| not_found(&e.name))
-            })
-            .await
+        let started = std::time::Instant::now();
+        let result = async {
+            let (version, index) = self.target(actor, plugin, entity, Op::Update)?;
+            let tenant = actor.tenant_id().to_owned();
+            self.db()
+                .write(move |tx| {
+                    ensure_installed(tx, &tenant, &version.manifest.name)?;
+                    let m = &version.manifest;
+                    let e = &m.entities[index];
+                    update_tx(tx, m, e, &tenant, &id, &body)?.ok_or_else(|| not_found(&e.name))
+                })
+                .await
+        }
+        .await;
+        self.observe(plugin, started, result)
     }
 
     /// `DELETE /api/{plugin}/{entity}/{id}`.
@@ -340,19 +376,24 @@ impl Plugins {
         entity: &str,
         id: String,
     ) -> Result<(), PluginError> {
-        let (version, index) = self.target(actor, plugin, entity, Op::Delete)?;
-        let tenant = actor.tenant_id().to_owned();
-        self.db()
-            .write(move |tx| {
-                ensure_installed(tx, &tenant, &version.manifest.name)?;
-                let m = &version.manifest;
-                let e = &m.entities[index];
-                if delete_tx(tx, m, e, &tenant, &id)? {
-                    Ok(())
-                } else {
-                    Err(not_found(&e.name))
-                }
-            })
-            .await
+        let started = std::time::Instant::now();
+        let result = async {
+            let (version, index) = self.target(actor, plugin, entity, Op::Delete)?;
+            let tenant = actor.tenant_id().to_owned();
+            self.db()
+                .write(move |tx| {
+                    ensure_installed(tx, &tenant, &version.manifest.name)?;
+                    let m = &version.manifest;
+                    let e = &m.entities[index];
+                    if delete_tx(tx, m, e, &tenant, &id)? {
+                        Ok(())
+                    } else {
+                        Err(not_found(&e.name))
+                    }
+                })
+                .await
+        }
+        .await;
+        self.observe(plugin, started, result)
     }
 }

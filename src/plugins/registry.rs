@@ -2,8 +2,10 @@
 //! the `Arc` of the version it uses and keeps it to its end; loading builds
 //! a whole new map off to the side and swaps it in.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -33,11 +35,79 @@ pub struct Refusal {
 
 type Snapshot = BTreeMap<String, Arc<PluginVersion>>;
 
+/// Latency samples kept per plugin for p50/p99.
+const SAMPLES: usize = 1024;
+
+/// Request counts and recent latencies of one plugin (kept across versions).
+#[derive(Debug, Default)]
+pub struct PluginStats {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    recent_us: Mutex<VecDeque<u64>>,
+}
+
+/// A point-in-time view of [`PluginStats`].
+#[derive(Debug, Clone, Copy)]
+pub struct StatsSnapshot {
+    /// Requests served.
+    pub requests: u64,
+    /// Of those, failed by a server or script fault.
+    pub errors: u64,
+    /// Median latency of the recent requests, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile latency of the recent requests, ms.
+    pub p99_ms: Option<f64>,
+}
+
+impl PluginStats {
+    /// Count one request.
+    pub fn record(&self, elapsed: Duration, error: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if error {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut recent = self
+            .recent_us
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.len() == SAMPLES {
+            recent.pop_front();
+        }
+        recent.push_back(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Current counts and percentiles.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let mut sorted: Vec<u64> = self
+            .recent_us
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        sorted.sort_unstable();
+        let pct = |p: f64| -> Option<f64> {
+            if sorted.is_empty() {
+                return None;
+            }
+            let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+            Some(sorted[idx] as f64 / 1000.0)
+        };
+        StatsSnapshot {
+            requests: self.requests.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            p50_ms: pct(0.50),
+            p99_ms: pct(0.99),
+        }
+    }
+}
+
 /// Loaded plugins by name; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Registry {
     loaded: Arc<ArcSwap<Snapshot>>,
     refused: Arc<ArcSwap<BTreeMap<String, Refusal>>>,
+    stats: Arc<Mutex<HashMap<String, Arc<PluginStats>>>>,
 }
 
 impl Registry {
@@ -49,6 +119,15 @@ impl Registry {
     /// Every loaded plugin, by name.
     pub fn all(&self) -> Arc<Snapshot> {
         self.loaded.load_full()
+    }
+
+    /// Counters of a plugin (created on first use).
+    pub fn stats(&self, name: &str) -> Arc<PluginStats> {
+        let mut stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(stats.entry(name.to_owned()).or_default())
     }
 
     /// Plugins that failed to load, by name.

@@ -350,15 +350,16 @@ impl Plugins {
             .registry
             .get(name)
             .ok_or_else(|| PluginError::unknown_plugin(name))?;
+        let stats = self.registry.stats(name).snapshot();
         Ok(serde_json::json!({
             "name": plugin.manifest.name,
             "version": plugin.manifest.version,
             "loaded_at": plugin.loaded_at,
             "last_reload": {"at": plugin.loaded_at, "ok": true},
-            "requests": 0,
-            "errors": 0,
-            "p50_ms": null,
-            "p99_ms": null,
+            "requests": stats.requests,
+            "errors": stats.errors,
+            "p50_ms": stats.p50_ms,
+            "p99_ms": stats.p99_ms,
         }))
     }
 }

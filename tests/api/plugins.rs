@@ -1678,3 +1678,40 @@ fn help_of_every_plugin_subcommand_exits_0_and_lists_its_arguments() {
         }
     }
 }
+
+#[tokio::test]
+async fn health_reports_the_loaded_version_and_counts_requests() {
+    let app = spawn_with(&[("inventory", INVENTORY)]).await;
+    let (status, before) = app
+        .get("/api/plugins/inventory/health", &app.root_token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    assert_eq!(before["name"], "inventory");
+    assert_eq!(before["version"], "1.0.0");
+    assert_eq!(before["last_reload"]["ok"], true);
+    assert_eq!(before["requests"], 0);
+    assert!(before["p50_ms"].is_null());
+
+    for _ in 0..3 {
+        let (status, _) = app.get("/api/inventory/item", &app.root_token).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _) = app
+        .post("/api/inventory/item", &app.root_token, json!({"name": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (_, after) = app
+        .get("/api/plugins/inventory/health", &app.root_token)
+        .await;
+    assert_eq!(after["requests"], 4, "{after}");
+    assert_eq!(
+        after["errors"], 0,
+        "client errors are not plugin faults: {after}"
+    );
+    assert!(
+        after["p50_ms"].as_f64().is_some_and(|v| v >= 0.0),
+        "{after}"
+    );
+    assert!(after["p99_ms"].as_f64().is_some(), "{after}");
+}
