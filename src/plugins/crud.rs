@@ -68,15 +68,16 @@ fn ensure_installed(tx: &Tx<'_>, tenant_id: &str, plugin: &str) -> Result<(), Pl
     }
 }
 
-/// `ref` values must name a row of the target entity in the same tenant.
+/// `ref` values must name a row of the target entity in the same tenant;
+/// adds one error per bad reference to `errors`, then fails if any.
 fn check_refs(
     tx: &Tx<'_>,
     manifest: &Manifest,
     entity: &EntitySchema,
     tenant_id: &str,
     values: &[(String, SqlValue, Value)],
+    mut errors: Vec<crate::validation::FieldError>,
 ) -> Result<(), PluginError> {
-    let mut errors = Vec::new();
     for (name, sql, _) in values {
         let Some(field) = entity.field(name) else {
             continue;
@@ -137,8 +138,8 @@ pub fn insert_tx(
     user_id: Option<&str>,
     body: &Map<String, Value>,
 ) -> Result<Map<String, Value>, PluginError> {
-    let values = validate_create(entity, body).map_err(invalid)?;
-    check_refs(tx, manifest, entity, tenant_id, &values)?;
+    let (values, errors) = validate_create(entity, body);
+    check_refs(tx, manifest, entity, tenant_id, &values, errors)?;
     check_unique(tx, entity, tenant_id, &values, None)?;
     let id = uuid::Uuid::now_v7().to_string();
     let sql: Vec<(String, SqlValue)> = values.into_iter().map(|(n, s, _)| (n, s)).collect();
@@ -156,12 +157,12 @@ pub fn update_tx(
     id: &str,
     body: &Map<String, Value>,
 ) -> Result<Option<Map<String, Value>>, PluginError> {
-    let values = validate_update(entity, body).map_err(invalid)?;
+    let (values, errors) = validate_update(entity, body);
     let table = shape(entity);
     if tx.entity_get(&table, tenant_id, id)?.is_none() {
         return Ok(None);
     }
-    check_refs(tx, manifest, entity, tenant_id, &values)?;
+    check_refs(tx, manifest, entity, tenant_id, &values, errors)?;
     check_unique(tx, entity, tenant_id, &values, Some(id))?;
     let sql: Vec<(String, SqlValue)> = values.into_iter().map(|(n, s, _)| (n, s)).collect();
     tx.entity_update(&entity.table, tenant_id, id, &now_rfc3339(), &sql)?;

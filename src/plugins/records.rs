@@ -84,13 +84,14 @@ fn code_of(message: &str) -> &'static str {
     }
 }
 
+/// Checked values `(field, SQL value, JSON value)` of the fields that are
+/// valid, and one error per field that is not.
+pub type Checked = (Vec<(String, SqlValue, Value)>, Vec<FieldError>);
+
 /// Validate a create body: every declared field checked (defaults applied),
 /// unknown and server-set keys refused. Returns the values to insert and
 /// the record's field values as JSON (for hooks and refs).
-pub fn validate_create(
-    entity: &EntitySchema,
-    body: &Map<String, Value>,
-) -> Result<Vec<(String, SqlValue, Value)>, Vec<FieldError>> {
+pub fn validate_create(entity: &EntitySchema, body: &Map<String, Value>) -> Checked {
     let mut errors: Vec<FieldError> = body
         .keys()
         .filter(|k| entity.field(k).is_none())
@@ -113,19 +114,12 @@ pub fn validate_create(
             },
         }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    (out, errors)
 }
 
 /// Validate a partial update: only the given keys; `null` clears a field
 /// unless it is required.
-pub fn validate_update(
-    entity: &EntitySchema,
-    body: &Map<String, Value>,
-) -> Result<Vec<(String, SqlValue, Value)>, Vec<FieldError>> {
+pub fn validate_update(entity: &EntitySchema, body: &Map<String, Value>) -> Checked {
     let mut errors = Vec::new();
     let mut out = Vec::new();
     for (key, value) in body {
@@ -150,11 +144,7 @@ pub fn validate_update(
             Err(why) => errors.push(FieldError::new(key.clone(), code_of(&why), why)),
         }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    (out, errors)
 }
 
 /// Largest page.
@@ -202,6 +192,9 @@ fn parse_operand(ty: FieldType, raw: &str) -> Result<SqlValue, String> {
                 )
             })
             .map_err(|_| format!("\"{raw}\" is not an RFC 3339 date-time")),
+        FieldType::Uuid => uuid::Uuid::parse_str(raw)
+            .map(|u| SqlValue::Text(u.hyphenated().to_string()))
+            .map_err(|_| format!("\"{raw}\" is not a UUID")),
         _ => Ok(SqlValue::Text(raw.to_owned())),
     }
 }
@@ -410,7 +403,8 @@ mod tests {
         let e = item();
         let body: Map<String, Value> =
             serde_json::from_value(serde_json::json!({"name": "Bolt", "sku": "B-1"})).expect("map");
-        let values = validate_create(&e, &body).expect("valid");
+        let (values, errors) = validate_create(&e, &body);
+        assert!(errors.is_empty(), "{errors:?}");
         let qty = values
             .iter()
             .find(|(n, _, _)| n == "quantity")
@@ -420,7 +414,7 @@ mod tests {
             "sku": "lower", "quantity": -1, "tenant_id": "x", "colour": "red", "status": "gone"
         }))
         .expect("map");
-        let errors = validate_create(&e, &bad).expect_err("invalid");
+        let (_, errors) = validate_create(&e, &bad);
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         for f in ["name", "sku", "quantity", "tenant_id", "colour", "status"] {
             assert!(fields.contains(&f), "{f} in {errors:?}");

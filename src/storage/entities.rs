@@ -165,7 +165,10 @@ fn where_clause(filters: &[Filter], params: &mut Vec<SqlValue>) -> String {
             FilterOp::Gte => format!("{col} >= {}", bind(&f.values[0], params)),
             FilterOp::Lt => format!("{col} < {}", bind(&f.values[0], params)),
             FilterOp::Lte => format!("{col} <= {}", bind(&f.values[0], params)),
-            FilterOp::Like => format!("{col} LIKE {} ESCAPE '\\'", bind(&f.values[0], params)),
+            FilterOp::Like => format!(
+                "plinth_fold({col}) LIKE plinth_fold({}) ESCAPE '\\'",
+                bind(&f.values[0], params)
+            ),
             FilterOp::In => {
                 let marks: Vec<String> = f.values.iter().map(|v| bind(v, params)).collect();
                 format!("{col} IN ({})", marks.join(", "))

@@ -110,6 +110,7 @@ impl Db {
         let path = data_dir.join("plinth.db");
         let writer = Connection::open(&path)?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        register_functions(&writer)?;
         let sync_pragma = match sync {
             SyncMode::Normal => "NORMAL",
             SyncMode::Full => "FULL",
@@ -125,6 +126,7 @@ impl Db {
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(|c| {
                 c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                register_functions(c)?;
                 c.execute_batch(&format!(
                     "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"
                 ))
@@ -230,6 +232,30 @@ impl Db {
         })
         .await
     }
+}
+
+/// SQL functions plinth's statements use: `plinth_fold(text)` lower-cases
+/// with Unicode rules (SQLite's own `lower` and `LIKE` fold ASCII only).
+fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "plinth_fold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                rusqlite::types::ValueRef::Text(t) => {
+                    Some(String::from_utf8_lossy(t).to_lowercase())
+                }
+                rusqlite::types::ValueRef::Null => None,
+                other => Some(match other {
+                    rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                    rusqlite::types::ValueRef::Real(f) => f.to_string(),
+                    _ => String::new(),
+                }),
+            })
+        },
+    )
 }
 
 /// Current time as RFC 3339 UTC with milliseconds (sorts lexically).
