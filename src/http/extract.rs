@@ -37,7 +37,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))?;
         let principal = state.accounts.authenticate(token).await?;
-        scope::set_tenant(principal.tenant_slug());
+        scope::set_caller(&principal);
         Ok(AuthUser(principal))
     }
 }

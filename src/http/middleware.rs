@@ -92,12 +92,16 @@ where
                 // Answered before reading a byte of the body.
                 ApiError::too_large(max).into_response()
             } else {
-                inner.call(req).await?
+                let handler = std::pin::pin!(inner.call(req));
+                match (CatchUnwind { inner: handler }).await {
+                    Ok(result) => result?,
+                    Err(panic) => super::panic_response(panic),
+                }
             };
             if let Ok(v) = HeaderValue::from_str(&id) {
                 response.headers_mut().insert(REQUEST_ID, v);
             }
-            let (route, tenant) = scope::take_recorded();
+            let (route, caller) = scope::take_recorded();
             let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
             tracing::info!(
                 target: "plinth::http",
@@ -106,7 +110,7 @@ where
                 status = response.status().as_u16(),
                 latency_us,
                 request_id = %id,
-                tenant = tenant.as_deref().unwrap_or("-"),
+                tenant = caller.as_ref().map_or("-", |c| c.tenant_slug()),
                 "request"
             );
             Ok(response)
@@ -147,5 +151,25 @@ where
             scope::set_route(path.clone());
         }
         self.0.call(req)
+    }
+}
+
+/// Polls a future, turning a panic inside it into an `Err` carrying the
+/// panic payload (so a panicking handler answers 500 instead of dropping the
+/// connection).
+struct CatchUnwind<'a, F> {
+    inner: Pin<&'a mut F>,
+}
+
+impl<F: Future> Future for CatchUnwind<'_, F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send + 'static>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.inner.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
     }
 }

@@ -57,9 +57,6 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::RouteTagLayer)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            panic_response,
-        ))
         .layer(middleware::EdgeLayer(Arc::new(middleware::EdgeSettings {
             max_body: state.max_body,
             dev: state.dev,
@@ -69,7 +66,9 @@ pub fn router(state: AppState) -> Router {
 
 /// A handler that panicked: a 500 problem (inside the edge, so it still
 /// carries the request id and gets its log line); the panic is logged.
-fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+pub(crate) fn panic_response(
+    panic: Box<dyn std::any::Any + Send + 'static>,
+) -> axum::response::Response {
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

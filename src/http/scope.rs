@@ -7,12 +7,14 @@ use std::cell::RefCell;
 
 use axum::extract::MatchedPath;
 
+use crate::auth::Principal;
+
 /// The context of one request.
 pub struct RequestScope {
     id: String,
     dev: bool,
     route: RefCell<Option<MatchedPath>>,
-    tenant: RefCell<Option<String>>,
+    caller: RefCell<Option<Principal>>,
 }
 
 tokio::task_local! {
@@ -26,7 +28,7 @@ impl RequestScope {
             id,
             dev,
             route: RefCell::new(None),
-            tenant: RefCell::new(None),
+            caller: RefCell::new(None),
         }
     }
 }
@@ -51,14 +53,14 @@ pub fn set_route(route: MatchedPath) {
     let _ = SCOPE.try_with(|s| *s.route.borrow_mut() = Some(route));
 }
 
-/// Record the caller's tenant slug.
-pub fn set_tenant(slug: &str) {
-    let _ = SCOPE.try_with(|s| *s.tenant.borrow_mut() = Some(slug.to_owned()));
+/// Record the authenticated caller (its tenant goes into the log line).
+pub fn set_caller(principal: &Principal) {
+    let _ = SCOPE.try_with(|s| *s.caller.borrow_mut() = Some(principal.clone()));
 }
 
-/// Take what was recorded: (route, tenant).
-pub fn take_recorded() -> (Option<MatchedPath>, Option<String>) {
+/// Take what was recorded: (route, caller).
+pub fn take_recorded() -> (Option<MatchedPath>, Option<Principal>) {
     SCOPE
-        .try_with(|s| (s.route.borrow_mut().take(), s.tenant.borrow_mut().take()))
+        .try_with(|s| (s.route.borrow_mut().take(), s.caller.borrow_mut().take()))
         .unwrap_or((None, None))
 }
