@@ -39,7 +39,7 @@ curl -sf "$BASE/api/tenants" -H "authorization: Bearer $TOKEN" -H 'content-type:
   -d "{\"slug\":\"second\",\"name\":\"Second\",\"admin\":{\"email\":\"admin@second.test\",\"password\":\"$PW\"}}" >/dev/null
 
 # Seed ROWS items per tenant.
-sqlite3 "$DATA/plinth.db" <<SQL
+sqlite3 "$DATA/plinth.db" >/dev/null <<SQL
 PRAGMA busy_timeout = 5000;
 WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $ROWS)
 INSERT INTO inventory_item (id, tenant_id, created_at, updated_at, created_by, name, sku, quantity, status)
