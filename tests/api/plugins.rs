@@ -1715,3 +1715,29 @@ async fn health_reports_the_loaded_version_and_counts_requests() {
     );
     assert!(after["p99_ms"].as_f64().is_some(), "{after}");
 }
+
+#[tokio::test]
+async fn active_plugins_setting_limits_which_manifests_load() {
+    let app = spawn_app_with(|config| {
+        write_manifest(&config.manifests_dir, "inventory", INVENTORY);
+        write_manifest(&config.manifests_dir, "loyalty", LOYALTY);
+        config.active_plugins = Some(vec!["loyalty".to_owned()]);
+    })
+    .await;
+    let (status, list) = app.get("/api/plugins", &app.root_token).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["loyalty"]);
+    let (status, body) = app.get("/api/inventory/item", &app.root_token).await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND);
+    let (_, perms) = app.get("/api/permissions", &app.root_token).await;
+    assert!(
+        !perms.to_string().contains("INVENTORY_VIEW"),
+        "an inactive plugin's permissions are not grantable: {perms}"
+    );
+}
