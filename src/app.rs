@@ -83,6 +83,7 @@ impl App {
             max_body: config.max_body,
             dev: config.dev,
             ready: Arc::new(AtomicBool::new(false)),
+            metrics: Arc::default(),
         };
         state.ready.store(true, Ordering::Release);
         Ok(App { state })

@@ -20,12 +20,13 @@ use super::scope::{self, RequestScope};
 const REQUEST_ID: &str = "x-request-id";
 
 /// Settings the edge needs.
-#[derive(Debug)]
 pub struct EdgeSettings {
     /// Largest accepted body.
     pub max_body: usize,
     /// Dev mode.
     pub dev: bool,
+    /// Where each answered request is counted.
+    pub metrics: Arc<super::metrics::Metrics>,
 }
 
 /// Outermost layer: see the module docs.
@@ -87,6 +88,7 @@ where
         let mut inner = self.inner.clone();
         std::mem::swap(&mut self.inner, &mut inner);
         let scope = RequestScope::new(id.clone(), self.settings.dev);
+        let settings = Arc::clone(&self.settings);
         Box::pin(scope::run(scope, async move {
             let mut response = if too_large {
                 // Answered before reading a byte of the body.
@@ -102,7 +104,14 @@ where
                 response.headers_mut().insert(REQUEST_ID, v);
             }
             let (route, caller) = scope::take_recorded();
-            let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let elapsed = start.elapsed();
+            let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            settings.metrics.record(
+                method.as_str(),
+                route.as_ref().map_or("unmatched", MatchedPath::as_str),
+                response.status().as_u16(),
+                elapsed,
+            );
             tracing::info!(
                 target: "plinth::http",
                 method = %method,

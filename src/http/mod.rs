@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod metrics;
 mod middleware;
 mod routes;
 pub mod scope;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub dev: bool,
     /// Set once start-up (migrations, bootstrap, plugins) is complete.
     pub ready: Arc<AtomicBool>,
+    /// Request metrics for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -60,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::EdgeLayer(Arc::new(middleware::EdgeSettings {
             max_body: state.max_body,
             dev: state.dev,
+            metrics: Arc::clone(&state.metrics),
         })))
         .with_state(state)
 }

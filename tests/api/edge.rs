@@ -501,3 +501,45 @@ async fn an_incoming_request_id_is_echoed_in_the_header_and_the_problem() {
     let (status, _) = app.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_without_a_token() {
+    let app = spawn_app().await;
+    let raw = "/api/users/00000000-0000-7000-8000-000000000000";
+    for _ in 0..2 {
+        let (status, _) = app.get(raw, &app.root_token).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let resp = app
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
+    let text = resp.text().await.expect("body");
+    assert!(
+        text.contains(
+            "plinth_http_requests_total{method=\"GET\",route=\"/api/users/{id}\",status=\"404\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains(raw),
+        "route label is the template, never the raw path"
+    );
+    for family in [
+        "# TYPE plinth_http_request_duration_seconds histogram",
+        "plinth_http_request_duration_seconds_count{route=\"/api/users/{id}\"} 2",
+        "# TYPE plinth_script_errors_total counter",
+        "# TYPE plinth_plugin_reloads_total counter",
+        "plinth_db_pool_connections{state=\"idle\"}",
+    ] {
+        assert!(text.contains(family), "{family} in\n{text}");
+    }
+}

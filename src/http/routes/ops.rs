@@ -15,6 +15,68 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// Prometheus text: HTTP counters and latencies, script errors, plugin
+/// loads, and the read pool.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    state.metrics.render_http(&mut out);
+    out.push_str("# HELP plinth_script_errors_total Script failures by plugin and kind (runtime, limit, timeout).
+");
+    out.push_str(
+        "# TYPE plinth_script_errors_total counter
+",
+    );
+    out.push_str(
+        "# HELP plinth_plugin_reloads_total Plugin loads and reloads by result.
+",
+    );
+    out.push_str(
+        "# TYPE plinth_plugin_reloads_total counter
+",
+    );
+    let registry = state.plugins.registry();
+    for name in registry.all().keys() {
+        let _ = writeln!(
+            out,
+            "plinth_plugin_reloads_total{{plugin=\"{name}\",result=\"ok\"}} 1"
+        );
+    }
+    for name in registry.refused().keys() {
+        let _ = writeln!(
+            out,
+            "plinth_plugin_reloads_total{{plugin=\"{name}\",result=\"error\"}} 1"
+        );
+    }
+    let pool = state.db.pool_state();
+    out.push_str(
+        "# HELP plinth_db_pool_connections Read pool connections by state.
+",
+    );
+    out.push_str(
+        "# TYPE plinth_db_pool_connections gauge
+",
+    );
+    let _ = writeln!(
+        out,
+        "plinth_db_pool_connections{{state=\"idle\"}} {}",
+        pool.idle
+    );
+    let _ = writeln!(
+        out,
+        "plinth_db_pool_connections{{state=\"busy\"}} {}",
+        pool.connections.saturating_sub(pool.idle)
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
 }
 
 async fn healthz() -> impl IntoResponse {
