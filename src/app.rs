@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::accounts::{Accounts, BootstrapOutcome, ServiceError};
 use crate::auth::token::{TokenKeys, random_hex};
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Services};
 use crate::plugins::loader::{self, LoadReport};
 use crate::plugins::{Plugins, Registry};
 use crate::storage::{Db, StorageError, migrations};
@@ -76,7 +76,7 @@ impl App {
                 }
             },
         }
-        let state = AppState {
+        let state = AppState::new(Services {
             db: accounts.db().clone(),
             accounts,
             plugins,
@@ -84,7 +84,7 @@ impl App {
             dev: config.dev,
             ready: Arc::new(AtomicBool::new(false)),
             metrics: Arc::default(),
-        };
+        });
         state.ready.store(true, Ordering::Release);
         Ok(App { state })
     }

@@ -4,7 +4,6 @@
 //! without a database round trip, and a grant change applies on the very next
 //! request.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -22,7 +21,7 @@ const MAX_CACHED: usize = 100_000;
 #[derive(Default)]
 pub(super) struct PrincipalCache {
     epoch: AtomicU64,
-    map: RwLock<HashMap<String, (u64, Arc<PrincipalData>)>>,
+    map: RwLock<rustc_hash::FxHashMap<String, (u64, Arc<PrincipalData>)>>,
 }
 
 impl PrincipalCache {

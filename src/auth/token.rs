@@ -1,7 +1,6 @@
 //! Access tokens (HS256 JWTs carrying `sub`, `tid`, `iat`, `exp`) and
 //! refresh-token material (random, stored only as a SHA-256 digest).
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,7 +43,7 @@ pub struct TokenKeys {
     /// Tokens whose signature was already checked, by their exact text, so a
     /// client reusing its token costs a hash lookup instead of base64, JSON
     /// and HMAC work. Expiry is still checked on every use.
-    verified: RwLock<HashMap<Box<str>, Arc<Claims>>>,
+    verified: RwLock<rustc_hash::FxHashMap<Box<str>, Arc<Claims>>>,
 }
 
 /// Verified tokens remembered at most (the map is cleared when full).
@@ -62,7 +61,7 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             access_ttl,
-            verified: RwLock::new(HashMap::new()),
+            verified: RwLock::new(rustc_hash::FxHashMap::default()),
         }
     }
 

@@ -65,11 +65,10 @@ impl Metrics {
                 None => counts.push((method.to_owned(), status, 1)),
             }
         }
+        // Each request lands in its first bucket only; the render adds up.
         let secs = elapsed.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                stats.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|bound| secs <= *bound) {
+            stats.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         stats.count.fetch_add(1, Ordering::Relaxed);
         stats.sum_us.fetch_add(
@@ -108,11 +107,12 @@ impl Metrics {
         for name in &names {
             let s = &routes[*name];
             let route = label(name);
+            let mut cumulative = 0;
             for (i, bound) in BUCKETS.iter().enumerate() {
+                cumulative += s.buckets[i].load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "plinth_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
-                    s.buckets[i].load(Ordering::Relaxed)
+                    "plinth_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
                 );
             }
             let count = s.count.load(Ordering::Relaxed);

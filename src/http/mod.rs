@@ -20,9 +20,28 @@ use crate::accounts::Accounts;
 use crate::storage::Db;
 use error::ApiError;
 
-/// What every handler can reach; cheap to clone.
+/// What every handler can reach. axum clones the state for every request,
+/// so it is one `Arc` (one reference count) rather than a bundle of them.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// Wrap the services.
+    pub fn new(services: Services) -> AppState {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct Services {
     /// Core records and sessions.
     pub accounts: Accounts,
     /// Plugin operations and the registry.
@@ -39,7 +58,7 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
 }
 
-impl AppState {
+impl Services {
     /// Whether start-up has completed.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
