@@ -493,6 +493,21 @@ fn plugin_check(config: &Config, names: &[String]) -> anyhow::Result<()> {
         }
     }
     for (path, result) in &checked {
+        let script_errors = match result {
+            Ok((m, _)) => crate::runtime::check_plugin_scripts(
+                m,
+                &crate::plugins::loader::display_path(path),
+                &config.scripts_dir,
+            ),
+            Err(_) => Vec::new(),
+        };
+        if !script_errors.is_empty() {
+            failed += 1;
+            for e in &script_errors {
+                println!("{e}");
+            }
+            continue;
+        }
         match result {
             Ok((m, migrations)) => println!(
                 "{}: ok ({} {}, {} entities, {} migrations)",

@@ -11,6 +11,7 @@
 //!   statement (the seam a second engine would implement).
 //! - [`accounts`] — tenants, users, roles, grants, sessions, audit: the rules.
 //! - [`plugins`] — manifests: the validated model of a customer's module.
+//! - [`runtime`] — script engines (Rhai), sandbox limits, located script errors.
 //! - [`http`] — axum routes, extractors, middleware, problem+json mapping.
 //! - [`logging`] — stderr logs, pretty or JSON, written in batches.
 //! - [`app`] — wiring: build from a config, serve on a listener.
@@ -24,5 +25,6 @@ pub mod config;
 pub mod http;
 pub mod logging;
 pub mod plugins;
+pub mod runtime;
 pub mod storage;
 pub mod validation;

@@ -1741,3 +1741,51 @@ async fn active_plugins_setting_limits_which_manifests_load() {
         "an inactive plugin's permissions are not grantable: {perms}"
     );
 }
+
+#[test]
+fn plugin_check_compiles_scripts_and_checks_route_targets() {
+    let manifest = "name = \"shop\"\nversion = \"1.0.0\"\n\
+        [[routes]]\nmethod = \"GET\"\npath = \"/hello\"\npermission = \"USERS_VIEW\"\nscript = \"hello.rhai\"\n\
+        [[routes]]\nmethod = \"GET\"\npath = \"/bye\"\npermission = \"USERS_VIEW\"\nscript = \"bye.rhai\"\n\
+        [[routes]]\nmethod = \"GET\"\npath = \"/x\"\npermission = \"USERS_VIEW\"\nscript = \"hello.rhai\"\nfunction = \"nope\"\n";
+    let ws = Workspace::new(&[("shop", manifest)]);
+    let dir = ws.scripts.join("shop");
+    std::fs::create_dir_all(&dir).expect("scripts/shop");
+    std::fs::write(
+        dir.join("hello.rhai"),
+        "fn handle(ctx, req) {\n  #{ hello: \"world\" }\n}\n",
+    )
+    .expect("write");
+    std::fs::write(dir.join("broken.rhai"), "fn x( {\n").expect("write");
+
+    let out = ws.plinth(&["plugin", "check"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let scripts = ws.scripts.display();
+    let manifests = ws.manifests.display();
+    for line in [
+        format!(
+            "{scripts}/shop/broken.rhai:1:7: Expecting ')' to close the parameters list of function 'x'"
+        ),
+        format!("{manifests}/shop.toml: routes[1].script: {scripts}/shop/bye.rhai does not exist"),
+        format!(
+            "{manifests}/shop.toml: routes[2].function: {scripts}/shop/hello.rhai defines no fn nope(ctx, req)"
+        ),
+    ] {
+        assert!(
+            out.stdout.lines().any(|l| l == line),
+            "expected line\n  {line}\nin\n{}",
+            out.stdout
+        );
+    }
+
+    // Fixed scripts pass.
+    std::fs::remove_file(dir.join("broken.rhai")).expect("rm");
+    std::fs::write(dir.join("bye.rhai"), "fn handle(ctx, req) { () }\n").expect("write");
+    std::fs::write(
+        dir.join("hello.rhai"),
+        "fn handle(ctx, req) { 1 }\nfn nope(ctx, req) { 2 }\n",
+    )
+    .expect("write");
+    let out = ws.plinth(&["plugin", "check"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
