@@ -27,12 +27,15 @@ pub use tenants::TenantRow;
 pub use tokens::RefreshTokenRow;
 pub use users::UserRow;
 
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::{ArcMutexGuard, RawMutex};
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::config::SyncMode;
 
@@ -63,13 +66,104 @@ pub enum StorageError {
 }
 
 /// An open transaction. Repositories are methods on this type.
+///
+/// It holds its connection (the writer's lock, or a pooled reader) by a
+/// shared owned handle, so the script runtime can keep the request's
+/// transaction for the duration of a script call ([`Tx::share`]) without
+/// borrowing from this module's stack frame. The lifetime parameter keeps
+/// the signatures of the repositories unchanged.
 pub struct Tx<'a> {
-    conn: &'a Connection,
+    conn: Rc<Held>,
+    _scope: PhantomData<&'a ()>,
+}
+
+/// The connection a transaction runs on.
+enum Held {
+    /// The one writer, locked for the whole transaction.
+    Writer(ArcMutexGuard<RawMutex, Connection>),
+    /// A read-only connection from the pool.
+    Reader(r2d2::PooledConnection<SqliteConnectionManager>),
+}
+
+impl Held {
+    fn conn(&self) -> &Connection {
+        match self {
+            Held::Writer(c) => c,
+            Held::Reader(c) => c,
+        }
+    }
 }
 
 impl Tx<'_> {
     fn conn(&self) -> &Connection {
-        self.conn
+        self.conn.conn()
+    }
+
+    /// Another handle to this same transaction that does not borrow from
+    /// the caller (it must not outlive the transaction's closure: the
+    /// transaction ends when that closure returns, whoever holds handles).
+    pub fn share(&self) -> Tx<'static> {
+        Tx {
+            conn: Rc::clone(&self.conn),
+            _scope: PhantomData,
+        }
+    }
+
+    /// Whether this transaction runs on a read-only connection.
+    pub fn is_read_only(&self) -> bool {
+        matches!(*self.conn, Held::Reader(_))
+    }
+
+    /// Run `f` inside a savepoint: its writes are kept when it returns `Ok`
+    /// and undone when it fails, while the enclosing transaction goes on.
+    pub fn savepoint<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T, E>,
+        E: From<StorageError>,
+    {
+        self.conn()
+            .execute_batch("SAVEPOINT plinth_sp")
+            .map_err(StorageError::from)?;
+        match f(self) {
+            Ok(v) => {
+                self.conn()
+                    .execute_batch("RELEASE plinth_sp")
+                    .map_err(StorageError::from)?;
+                Ok(v)
+            }
+            Err(e) => {
+                // Savepoints nest by name: this undoes the innermost one.
+                self.conn()
+                    .execute_batch("ROLLBACK TO plinth_sp; RELEASE plinth_sp")
+                    .map_err(StorageError::from)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Ends a transaction: rolls back unless committed (also on panic).
+struct Finish<'a> {
+    conn: &'a Connection,
+    done: bool,
+}
+
+impl Finish<'_> {
+    fn commit(mut self) -> Result<(), StorageError> {
+        self.done = true;
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -89,7 +183,7 @@ pub struct Db {
 }
 
 struct DbInner {
-    writer: Mutex<Connection>,
+    writer: Arc<parking_lot::Mutex<Connection>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     path: PathBuf,
 }
@@ -138,7 +232,7 @@ impl Db {
             .build(manager)?;
         Ok(Db {
             inner: Arc::new(DbInner {
-                writer: Mutex::new(writer),
+                writer: Arc::new(parking_lot::Mutex::new(writer)),
                 readers,
                 path,
             }),
@@ -195,11 +289,18 @@ impl Db {
         E: From<StorageError>,
     {
         let conn = self.inner.readers.get().map_err(StorageError::from)?;
-        let tx = conn.unchecked_transaction().map_err(StorageError::from)?;
-        let out = f(&Tx { conn: &tx });
-        // A read transaction has nothing to commit; ending it releases the snapshot.
-        drop(tx);
-        out
+        conn.execute_batch("BEGIN").map_err(StorageError::from)?;
+        let tx = Tx {
+            conn: Rc::new(Held::Reader(conn)),
+            _scope: PhantomData,
+        };
+        // A read transaction has nothing to commit; ending it releases the
+        // snapshot (the guard rolls back when dropped).
+        let _finish = Finish {
+            conn: tx.conn(),
+            done: false,
+        };
+        f(&tx)
     }
 
     /// [`Db::write`] for callers already on a blocking thread.
@@ -208,18 +309,21 @@ impl Db {
         F: FnOnce(&Tx<'_>) -> Result<T, E>,
         E: From<StorageError>,
     {
-        // A panic inside a transaction drops (rolls back) it, so the
-        // connection is still usable after poisoning.
-        let mut conn = self
-            .inner
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        // The lock is held by the transaction itself, so a handle to it can
+        // be kept by the script runtime for the duration of `f`.
+        let conn = parking_lot::Mutex::lock_arc(&self.inner.writer);
+        conn.execute_batch("BEGIN IMMEDIATE")
             .map_err(StorageError::from)?;
-        let out = f(&Tx { conn: &tx })?;
-        tx.commit().map_err(StorageError::from)?;
+        let tx = Tx {
+            conn: Rc::new(Held::Writer(conn)),
+            _scope: PhantomData,
+        };
+        let finish = Finish {
+            conn: tx.conn(),
+            done: false,
+        };
+        let out = f(&tx)?;
+        finish.commit()?;
         Ok(out)
     }
 
