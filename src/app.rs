@@ -156,7 +156,7 @@ pub async fn open_platform(config: &Config) -> Result<Platform, StartError> {
         None => load_or_create_secret(&config.data_dir)?,
     };
     let keys = TokenKeys::new(&secret, config.access_ttl);
-    let registry = Registry::default();
+    let registry = Registry::new(crate::runtime::Runtime::new(config.script_limits));
     let accounts = Accounts::new(
         db.clone(),
         keys,
@@ -168,10 +168,12 @@ pub async fn open_platform(config: &Config) -> Result<Platform, StartError> {
         .db()
         .write(crate::accounts::sync_core_permissions)
         .await?;
-    let (load_db, load_config) = (db.clone(), config.clone());
-    let load = tokio::task::spawn_blocking(move || loader::load_all(&load_db, &load_config))
-        .await
-        .map_err(|e| StorageError::Task(e.to_string()))?;
+    let (load_db, load_config, load_registry) = (db.clone(), config.clone(), registry.clone());
+    let load = tokio::task::spawn_blocking(move || {
+        loader::load_all(&load_db, &load_config, load_registry.runtime())
+    })
+    .await
+    .map_err(|e| StorageError::Task(e.to_string()))?;
     registry.replace(load.loaded.clone(), load.refused.clone());
     accounts.invalidate_principals();
     Ok(Platform {

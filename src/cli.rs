@@ -234,8 +234,11 @@ pub fn run() -> ExitCode {
     };
     let _log_guard = crate::logging::init(config.log_format);
 
+    // Scripts run on the blocking threads; nested hooks each bring up to the
+    // call-depth limit of script frames, more than the default 2 MiB holds.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(SCRIPT_THREAD_STACK)
         .build()
     {
         Ok(rt) => rt,
@@ -299,13 +302,17 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received; finishing in-flight requests");
 }
 
+/// Stack of the runtime's threads (see `run`).
+const SCRIPT_THREAD_STACK: usize = 16 << 20;
+
 async fn migrate_command(config: &Config) -> anyhow::Result<()> {
     let db = crate::storage::Db::open(&config.data_dir, config.sync)?;
     let plugin_config = config.clone();
     let (applied, report) = tokio::task::spawn_blocking(move || {
         let applied = crate::storage::migrations::apply(&db)?;
         db.write_blocking(crate::accounts::sync_core_permissions)?;
-        let report = crate::plugins::loader::load_all(&db, &plugin_config);
+        let runtime = crate::runtime::Runtime::new(plugin_config.script_limits);
+        let report = crate::plugins::loader::load_all(&db, &plugin_config, &runtime);
         Ok::<_, crate::storage::StorageError>((applied, report))
     })
     .await??;
@@ -455,7 +462,10 @@ async fn plugin_command(config: &Config, cmd: PluginCommand) -> anyhow::Result<(
         PluginCommand::Install { name, tenant } => {
             let platform = open_platform(config).await?;
             let tenant_id = platform.plugins.tenant_id(&tenant).await?;
-            let view = platform.plugins.install_in(&tenant_id, &name, None).await?;
+            let view = platform
+                .plugins
+                .install_in(&tenant_id, &name, None, None)
+                .await?;
             println!("{}", serde_json::to_string(&view)?);
             Ok(())
         }
@@ -464,7 +474,7 @@ async fn plugin_command(config: &Config, cmd: PluginCommand) -> anyhow::Result<(
             let tenant_id = platform.plugins.tenant_id(&tenant).await?;
             let view = platform
                 .plugins
-                .uninstall_in(&tenant_id, &name, None)
+                .uninstall_in(&tenant_id, &name, None, None)
                 .await?;
             println!("{}", serde_json::to_string(&view)?);
             Ok(())

@@ -98,6 +98,8 @@ pub struct Config {
     pub dev: bool,
     /// SQLite durability.
     pub sync: SyncMode,
+    /// Sandbox limits of plugin scripts.
+    pub script_limits: crate::runtime::ScriptLimits,
 }
 
 impl fmt::Debug for Config {
@@ -153,6 +155,14 @@ impl Config {
             watch: r.get(&WATCH, parse_bool)?,
             dev: flags.dev,
             sync: r.get(&SYNC, parse_sync)?,
+            script_limits: crate::runtime::ScriptLimits {
+                max_operations: r.get(&SCRIPT_MAX_OPERATIONS, parse_count_u64)?,
+                timeout: r.get(&SCRIPT_TIMEOUT, parse_duration)?,
+                max_call_depth: r.get(&SCRIPT_MAX_CALL_DEPTH, parse_count)?,
+                max_string: r.get(&SCRIPT_MAX_STRING, parse_size)?,
+                max_collection: r.get(&SCRIPT_MAX_ITEMS, parse_count)?,
+                max_rows: r.get(&SCRIPT_MAX_ROWS, parse_count)?,
+            },
         };
         // Folders of plugins must exist when named explicitly; the defaults
         // may be absent (a server without plugins is still a server).
@@ -336,7 +346,50 @@ const SYNC: Spec = Spec {
     default: Some("normal"),
 };
 
-const ALL: [&Spec; 15] = [
+const SCRIPT_MAX_OPERATIONS: Spec = Spec {
+    label: "script operations limit",
+    key: "script_max_operations",
+    env: "PLINTH_SCRIPT_MAX_OPERATIONS",
+    flag: None,
+    default: Some("1000000"),
+};
+const SCRIPT_TIMEOUT: Spec = Spec {
+    label: "script time limit",
+    key: "script_timeout",
+    env: "PLINTH_SCRIPT_TIMEOUT",
+    flag: None,
+    default: Some("2s"),
+};
+const SCRIPT_MAX_CALL_DEPTH: Spec = Spec {
+    label: "script call depth limit",
+    key: "script_max_call_depth",
+    env: "PLINTH_SCRIPT_MAX_CALL_DEPTH",
+    flag: None,
+    default: Some("64"),
+};
+const SCRIPT_MAX_STRING: Spec = Spec {
+    label: "script string length limit",
+    key: "script_max_string",
+    env: "PLINTH_SCRIPT_MAX_STRING",
+    flag: None,
+    default: Some("1MiB"),
+};
+const SCRIPT_MAX_ITEMS: Spec = Spec {
+    label: "script array and map size limit",
+    key: "script_max_items",
+    env: "PLINTH_SCRIPT_MAX_ITEMS",
+    flag: None,
+    default: Some("100000"),
+};
+const SCRIPT_MAX_ROWS: Spec = Spec {
+    label: "rows per script find",
+    key: "script_max_rows",
+    env: "PLINTH_SCRIPT_MAX_ROWS",
+    flag: None,
+    default: Some("10000"),
+};
+
+const ALL: [&Spec; 21] = [
     &LISTEN,
     &DATA_DIR,
     &MANIFESTS_DIR,
@@ -352,6 +405,12 @@ const ALL: [&Spec; 15] = [
     &LOG_FORMAT,
     &WATCH,
     &SYNC,
+    &SCRIPT_MAX_OPERATIONS,
+    &SCRIPT_TIMEOUT,
+    &SCRIPT_MAX_CALL_DEPTH,
+    &SCRIPT_MAX_STRING,
+    &SCRIPT_MAX_ITEMS,
+    &SCRIPT_MAX_ROWS,
 ];
 
 struct ConfigFile {
@@ -557,15 +616,41 @@ fn parse_secret(v: &str) -> Result<Vec<u8>, String> {
     Ok(v.as_bytes().to_vec())
 }
 
-/// Parse a duration such as `90s`, `15m`, `12h` or `30d`.
+/// Parse a positive count such as `64` or `100000` (`_` separators allowed).
+fn parse_count_u64(v: &str) -> Result<u64, String> {
+    let digits: String = v.trim().chars().filter(|c| *c != '_').collect();
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "invalid count \"{}\" (expected a positive whole number, e.g. 1000000)",
+            v.trim()
+        )),
+    }
+}
+
+/// [`parse_count_u64`] as a `usize`.
+fn parse_count(v: &str) -> Result<usize, String> {
+    parse_count_u64(v)
+        .and_then(|n| usize::try_from(n).map_err(|_| format!("count \"{}\" too large", v.trim())))
+}
+
+/// Parse a duration such as `500ms`, `90s`, `15m`, `12h` or `30d`.
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
-    let expected = "(expected a positive number followed by s, m, h or d, e.g. 15m)";
+    let expected = "(expected a positive number followed by ms, s, m, h or d, e.g. 15m)";
     let v = v.trim();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (digits, unit) = v.split_at(split);
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("invalid duration \"{v}\" {expected}"))?;
+    if unit == "ms" {
+        return match n {
+            1..=86_400_000 => Ok(Duration::from_millis(n)),
+            _ => Err(format!(
+                "duration \"{v}\" out of range (expected between 1ms and 1d in ms)"
+            )),
+        };
+    }
     let secs = match unit {
         "s" => Some(n),
         "m" => n.checked_mul(60),

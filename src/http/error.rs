@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::scope;
 use crate::accounts::ServiceError;
 use crate::plugins::PluginError;
+use crate::runtime::{FaultKind, ScriptFailure};
 use crate::validation::FieldError;
 
 /// An HTTP error answer.
@@ -19,6 +20,10 @@ pub struct ApiError {
     retry_after: Option<u64>,
     /// Fault details shown only in `--dev` mode; always logged.
     internal: Option<String>,
+    /// The plugin whose script answered or failed.
+    plugin: Option<String>,
+    /// Append the request id to the detail (script faults name it).
+    name_request: bool,
 }
 
 #[derive(Serialize)]
@@ -30,6 +35,8 @@ struct Problem<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plugin: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<String>,
 }
@@ -43,7 +50,15 @@ impl ApiError {
             errors: Vec::new(),
             retry_after: None,
             internal: None,
+            plugin: None,
+            name_request: false,
         }
+    }
+
+    /// The same error, naming the plugin.
+    pub fn with_plugin(mut self, plugin: impl Into<String>) -> ApiError {
+        self.plugin = Some(plugin.into());
+        self
     }
 
     /// 400 with field errors.
@@ -120,7 +135,49 @@ impl From<PluginError> for ApiError {
             PluginError::NotFound(d) => ApiError::not_found(d),
             PluginError::Conflict(d) => ApiError::new(StatusCode::CONFLICT, d),
             PluginError::NotExposed(d) => ApiError::new(StatusCode::METHOD_NOT_ALLOWED, d),
+            PluginError::Script(failure) => ApiError::from(*failure),
+            PluginError::LifecycleFailed { plugin, detail } => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, detail).with_plugin(plugin)
+            }
             PluginError::Storage(s) => ApiError::internal(s),
+        }
+    }
+}
+
+impl From<ScriptFailure> for ApiError {
+    fn from(f: ScriptFailure) -> ApiError {
+        let status = StatusCode::from_u16(f.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        match f {
+            ScriptFailure::Fail {
+                plugin, message, ..
+            } => ApiError::new(status, message).with_plugin(plugin),
+            ScriptFailure::Forbidden { plugin, permission } => {
+                ApiError::new(status, format!("missing permission {permission}"))
+                    .with_plugin(plugin)
+            }
+            ScriptFailure::Fault {
+                plugin,
+                kind,
+                error,
+            } => {
+                // Runtime messages may carry data: they go to the log and the
+                // plugin's health (and to the answer only in dev mode).
+                let detail = match kind {
+                    FaultKind::Runtime => format!("plugin {plugin} failed: script error"),
+                    FaultKind::Limit => format!(
+                        "plugin {plugin} failed: script limit exceeded ({})",
+                        error.message
+                    ),
+                    FaultKind::Timeout => {
+                        format!("plugin {plugin} failed: script time limit exceeded")
+                    }
+                };
+                ApiError {
+                    internal: Some(format!("plugin {plugin}: {error}")),
+                    name_request: true,
+                    ..ApiError::new(status, detail).with_plugin(plugin)
+                }
+            }
         }
     }
 }
@@ -129,6 +186,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = scope::request_id();
         let mut detail = self.detail;
+        if self.name_request
+            && let Some(id) = &request_id
+        {
+            detail = format!("{detail} (request {id})");
+        }
         if let Some(cause) = &self.internal {
             tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), "{cause}");
             if scope::dev_mode() {
@@ -141,6 +203,7 @@ impl IntoResponse for ApiError {
             status: self.status.as_u16(),
             detail: &detail,
             errors: &self.errors,
+            plugin: self.plugin.as_deref(),
             request_id,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();

@@ -100,7 +100,7 @@ impl FromRequest<AppState> for EmptyBody {
     }
 }
 
-async fn read_body(req: Request, max: usize) -> Result<axum::body::Bytes, ApiError> {
+pub(crate) async fn read_body(req: Request, max: usize) -> Result<axum::body::Bytes, ApiError> {
     let limited = http_body_util::Limited::new(req.into_body(), max);
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
@@ -115,6 +115,28 @@ async fn read_body(req: Request, max: usize) -> Result<axum::body::Bytes, ApiErr
             format!("could not read request body: {e}"),
         )),
     }
+}
+
+/// A required JSON object body (for entity create and update).
+pub fn json_object(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "request body is required: a JSON object",
+        ));
+    }
+    parse_json(bytes)
+}
+
+/// Any JSON document (custom route bodies); `None` for an empty body.
+pub fn json_document(bytes: &[u8]) -> Result<Option<serde_json::Value>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde::Deserialize::deserialize(&mut de).map_err(|e| json_error(".", e))?;
+    de.end().map_err(|e| json_error(".", e))?;
+    Ok(Some(value))
 }
 
 /// Parse JSON into `T`, turning serde's errors into located 400s.

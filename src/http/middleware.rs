@@ -108,14 +108,16 @@ where
             let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
             settings.metrics.record(
                 method.as_str(),
-                route.as_ref().map_or("unmatched", MatchedPath::as_str),
+                route
+                    .as_ref()
+                    .map_or("unmatched", super::scope::RouteLabel::as_str),
                 response.status().as_u16(),
                 elapsed,
             );
             tracing::info!(
                 target: "plinth::http",
                 method = %method,
-                route = route.as_ref().map_or("-", MatchedPath::as_str),
+                route = route.as_ref().map_or("-", super::scope::RouteLabel::as_str),
                 status = response.status().as_u16(),
                 latency_us,
                 request_id = %id,

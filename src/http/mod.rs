@@ -75,7 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::roles::router())
         .merge(routes::audit::router())
         .merge(routes::plugins::router())
-        .merge(routes::entities::router())
+        .merge(routes::plugin_paths::router())
         .route_layer(middleware::RouteTagLayer)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -9,11 +9,30 @@ use axum::extract::MatchedPath;
 
 use crate::auth::Principal;
 
+/// The route template a request is counted and logged under.
+#[derive(Clone)]
+pub enum RouteLabel {
+    /// The axum route that matched.
+    Matched(MatchedPath),
+    /// A plugin's custom route (`/api/inventory/item/{id}/restock`).
+    Custom(String),
+}
+
+impl RouteLabel {
+    /// The template.
+    pub fn as_str(&self) -> &str {
+        match self {
+            RouteLabel::Matched(m) => m.as_str(),
+            RouteLabel::Custom(s) => s,
+        }
+    }
+}
+
 /// The context of one request.
 pub struct RequestScope {
     id: String,
     dev: bool,
-    route: RefCell<Option<MatchedPath>>,
+    route: RefCell<Option<RouteLabel>>,
     caller: RefCell<Option<Principal>>,
 }
 
@@ -50,7 +69,12 @@ pub fn dev_mode() -> bool {
 
 /// Record the matched route template.
 pub fn set_route(route: MatchedPath) {
-    let _ = SCOPE.try_with(|s| *s.route.borrow_mut() = Some(route));
+    let _ = SCOPE.try_with(|s| *s.route.borrow_mut() = Some(RouteLabel::Matched(route)));
+}
+
+/// Record a plugin route's template (replacing the axum one).
+pub fn set_custom_route(template: String) {
+    let _ = SCOPE.try_with(|s| *s.route.borrow_mut() = Some(RouteLabel::Custom(template)));
 }
 
 /// Record the authenticated caller (its tenant goes into the log line).
@@ -59,7 +83,7 @@ pub fn set_caller(principal: &Principal) {
 }
 
 /// Take what was recorded: (route, caller).
-pub fn take_recorded() -> (Option<MatchedPath>, Option<Principal>) {
+pub fn take_recorded() -> (Option<RouteLabel>, Option<Principal>) {
     SCOPE
         .try_with(|s| (s.route.borrow_mut().take(), s.caller.borrow_mut().take()))
         .unwrap_or((None, None))

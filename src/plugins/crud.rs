@@ -4,8 +4,9 @@
 //! the tenant and plugin, unique conflicts, and referenced rows protected
 //! from deletion. The tenant always comes from the principal.
 //!
-//! The `*_tx` functions are the row operations themselves, usable inside any
-//! write transaction (scripts will call them too).
+//! The `*_tx` functions are the row operations themselves; [`insert`],
+//! [`update`] and [`delete`] wrap them with the entity's hooks, and are what
+//! REST writes and script writes (`ctx.db.*`) both call.
 
 use std::sync::Arc;
 
@@ -15,9 +16,130 @@ use super::error::PluginError;
 use super::install::{self, INSTALLED};
 use super::manifest::{EntitySchema, FieldType, Manifest};
 use super::records::{self, parse_list_query, shape, validate_create, validate_update};
+use super::registry::Registry;
 use super::{PluginVersion, Plugins};
 use crate::auth::Principal;
+use crate::runtime::{HookKind, hooks};
 use crate::storage::{SqlValue, Tx, now_rfc3339};
+
+/// Who writes, in which transaction and tenant (the tenant is always the
+/// caller's; `caller` is `None` for system work).
+pub struct Writer<'a> {
+    /// The request's transaction.
+    pub tx: &'a Tx<'a>,
+    /// Loaded plugins (and the script runtime).
+    pub registry: &'a Registry,
+    /// The tenant every statement is scoped to.
+    pub tenant_id: &'a str,
+    /// The caller, for `created_by` and the hooks' `ctx.user`.
+    pub caller: Option<&'a Principal>,
+    /// For script log lines.
+    pub request_id: Option<&'a str>,
+}
+
+/// Create a record: `before_create` (may change the fields or fail),
+/// validation, insert, `after_create`.
+pub fn insert(
+    w: &Writer<'_>,
+    version: &Arc<PluginVersion>,
+    index: usize,
+    body: Map<String, Value>,
+) -> Result<Map<String, Value>, PluginError> {
+    let m = &version.manifest;
+    let e = &m.entities[index];
+    let body = hooks::before(w, version, &e.name, HookKind::BeforeCreate, body, None)?;
+    let record = insert_tx(
+        w.tx,
+        m,
+        e,
+        w.tenant_id,
+        w.caller.map(Principal::user_id),
+        &body,
+    )?;
+    hooks::notify(
+        w,
+        version,
+        &e.name,
+        HookKind::AfterCreate,
+        vec![Value::Object(record.clone())],
+    )?;
+    Ok(record)
+}
+
+/// Change a record: `before_update(old, changes)` (may change the changes
+/// or fail), validation, update, `after_update(old, new)`; `None` if no
+/// such row in the tenant.
+pub fn update(
+    w: &Writer<'_>,
+    version: &Arc<PluginVersion>,
+    index: usize,
+    id: &str,
+    changes: Map<String, Value>,
+) -> Result<Option<Map<String, Value>>, PluginError> {
+    let m = &version.manifest;
+    let e = &m.entities[index];
+    if !version.scripts.has_hooks(&e.name) {
+        return update_tx(w.tx, m, e, w.tenant_id, id, &changes);
+    }
+    let Some(old) = w.tx.entity_get(&shape(e), w.tenant_id, id)? else {
+        return Ok(None);
+    };
+    let changes = hooks::before(
+        w,
+        version,
+        &e.name,
+        HookKind::BeforeUpdate,
+        changes,
+        Some(&old),
+    )?;
+    let Some(new) = update_tx(w.tx, m, e, w.tenant_id, id, &changes)? else {
+        return Ok(None);
+    };
+    hooks::notify(
+        w,
+        version,
+        &e.name,
+        HookKind::AfterUpdate,
+        vec![Value::Object(old), Value::Object(new.clone())],
+    )?;
+    Ok(Some(new))
+}
+
+/// Delete a record: `before_delete` (may fail), the reference check,
+/// delete, `after_delete`; false if no such row in the tenant.
+pub fn delete(
+    w: &Writer<'_>,
+    version: &Arc<PluginVersion>,
+    index: usize,
+    id: &str,
+) -> Result<bool, PluginError> {
+    let m = &version.manifest;
+    let e = &m.entities[index];
+    if !version.scripts.has_hooks(&e.name) {
+        return delete_tx(w.tx, m, e, w.tenant_id, id);
+    }
+    let Some(record) = w.tx.entity_get(&shape(e), w.tenant_id, id)? else {
+        return Ok(false);
+    };
+    hooks::notify(
+        w,
+        version,
+        &e.name,
+        HookKind::BeforeDelete,
+        vec![Value::Object(record.clone())],
+    )?;
+    let deleted = delete_tx(w.tx, m, e, w.tenant_id, id)?;
+    if deleted {
+        hooks::notify(
+            w,
+            version,
+            &e.name,
+            HookKind::AfterDelete,
+            vec![Value::Object(record)],
+        )?;
+    }
+    Ok(deleted)
+}
 
 /// A generated operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +180,11 @@ fn not_found(entity: &str) -> PluginError {
     PluginError::NotFound(format!("no {entity} with this id"))
 }
 
-fn ensure_installed(tx: &Tx<'_>, tenant_id: &str, plugin: &str) -> Result<(), PluginError> {
+pub(crate) fn ensure_installed(
+    tx: &Tx<'_>,
+    tenant_id: &str,
+    plugin: &str,
+) -> Result<(), PluginError> {
     if install::status(tx, tenant_id, plugin)? == INSTALLED {
         Ok(())
     } else {
@@ -200,17 +326,21 @@ pub fn delete_tx(
 
 impl Plugins {
     /// Count a request in the plugin's health figures (faults as errors).
-    fn observe<T>(
+    pub(crate) fn observe<T>(
         &self,
         plugin: &str,
         started: std::time::Instant,
         result: Result<T, PluginError>,
     ) -> Result<T, PluginError> {
         if self.registry().get(plugin).is_some() {
-            let fault = matches!(result, Err(PluginError::Storage(_)));
+            let fault = result.as_ref().err().is_some_and(PluginError::is_fault);
             self.registry()
                 .stats(plugin)
                 .record(started.elapsed(), fault);
+        }
+        if let Err(PluginError::Script(failure)) = &result {
+            self.registry()
+                .record_failure(failure, crate::storage::now_rfc3339());
         }
         result
     }
@@ -326,16 +456,23 @@ impl Plugins {
         plugin: &str,
         entity: &str,
         body: Map<String, Value>,
+        request_id: Option<String>,
     ) -> Result<Map<String, Value>, PluginError> {
         let started = std::time::Instant::now();
         let result = async {
             let (version, index) = self.target(actor, plugin, entity, Op::Create)?;
-            let (tenant, user) = (actor.tenant_id().to_owned(), actor.user_id().to_owned());
+            let (actor, registry) = (actor.clone(), self.registry().clone());
             self.db()
                 .write(move |tx| {
-                    ensure_installed(tx, &tenant, &version.manifest.name)?;
-                    let m = &version.manifest;
-                    insert_tx(tx, m, &m.entities[index], &tenant, Some(&user), &body)
+                    ensure_installed(tx, actor.tenant_id(), &version.manifest.name)?;
+                    let w = Writer {
+                        tx,
+                        registry: &registry,
+                        tenant_id: actor.tenant_id(),
+                        caller: Some(&actor),
+                        request_id: request_id.as_deref(),
+                    };
+                    insert(&w, &version, index, body)
                 })
                 .await
         }
@@ -351,17 +488,24 @@ impl Plugins {
         entity: &str,
         id: String,
         body: Map<String, Value>,
+        request_id: Option<String>,
     ) -> Result<Map<String, Value>, PluginError> {
         let started = std::time::Instant::now();
         let result = async {
             let (version, index) = self.target(actor, plugin, entity, Op::Update)?;
-            let tenant = actor.tenant_id().to_owned();
+            let (actor, registry) = (actor.clone(), self.registry().clone());
             self.db()
                 .write(move |tx| {
-                    ensure_installed(tx, &tenant, &version.manifest.name)?;
-                    let m = &version.manifest;
-                    let e = &m.entities[index];
-                    update_tx(tx, m, e, &tenant, &id, &body)?.ok_or_else(|| not_found(&e.name))
+                    ensure_installed(tx, actor.tenant_id(), &version.manifest.name)?;
+                    let w = Writer {
+                        tx,
+                        registry: &registry,
+                        tenant_id: actor.tenant_id(),
+                        caller: Some(&actor),
+                        request_id: request_id.as_deref(),
+                    };
+                    update(&w, &version, index, &id, body)?
+                        .ok_or_else(|| not_found(&version.manifest.entities[index].name))
                 })
                 .await
         }
@@ -376,20 +520,26 @@ impl Plugins {
         plugin: &str,
         entity: &str,
         id: String,
+        request_id: Option<String>,
     ) -> Result<(), PluginError> {
         let started = std::time::Instant::now();
         let result = async {
             let (version, index) = self.target(actor, plugin, entity, Op::Delete)?;
-            let tenant = actor.tenant_id().to_owned();
+            let (actor, registry) = (actor.clone(), self.registry().clone());
             self.db()
                 .write(move |tx| {
-                    ensure_installed(tx, &tenant, &version.manifest.name)?;
-                    let m = &version.manifest;
-                    let e = &m.entities[index];
-                    if delete_tx(tx, m, e, &tenant, &id)? {
+                    ensure_installed(tx, actor.tenant_id(), &version.manifest.name)?;
+                    let w = Writer {
+                        tx,
+                        registry: &registry,
+                        tenant_id: actor.tenant_id(),
+                        caller: Some(&actor),
+                        request_id: request_id.as_deref(),
+                    };
+                    if delete(&w, &version, index, &id)? {
                         Ok(())
                     } else {
-                        Err(not_found(&e.name))
+                        Err(not_found(&version.manifest.entities[index].name))
                     }
                 })
                 .await

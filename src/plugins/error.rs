@@ -1,5 +1,6 @@
 //! The plugins layer's error; `http::error` maps it to problem+json.
 
+use crate::runtime::ScriptFailure;
 use crate::storage::StorageError;
 use crate::validation::FieldError;
 
@@ -29,12 +30,35 @@ pub enum PluginError {
     /// Unique conflict or referenced row (409).
     #[error("{0}")]
     Conflict(String),
+    /// A script ended the request: `ctx.fail` (that 4xx), `ctx.require`
+    /// (403), a runtime error or limit (500), the time limit (503).
+    #[error("{0}")]
+    Script(Box<ScriptFailure>),
+    /// An `on_install` / `on_uninstall` hook failed (500); a failed
+    /// install leaves the plugin FAILED for the tenant.
+    #[error("{detail}")]
+    LifecycleFailed {
+        /// The plugin.
+        plugin: String,
+        /// What failed.
+        detail: String,
+    },
     /// Storage fault (500).
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
 impl PluginError {
+    /// Whether this is a server or script fault (a 5xx), as counted in the
+    /// plugin's health `errors`.
+    pub fn is_fault(&self) -> bool {
+        match self {
+            PluginError::Storage(_) | PluginError::LifecycleFailed { .. } => true,
+            PluginError::Script(f) => f.status() >= 500,
+            _ => false,
+        }
+    }
+
     /// 403 for a missing permission.
     pub fn missing_permission(permission: &str) -> PluginError {
         PluginError::Forbidden(format!("missing permission {permission}"))

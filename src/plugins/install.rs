@@ -4,12 +4,17 @@
 //! roles the tenant lacks created, status and audit recorded, all in the
 //! caller's transaction.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::PluginVersion;
+use super::crud::Writer;
 use super::error::PluginError;
 use super::manifest::Manifest;
 use super::registry::Registry;
+use crate::auth::Principal;
+use crate::runtime::{Lifecycle, hooks};
 use crate::storage::{NewAuditEntry, RoleRow, Tx, now_rfc3339};
 
 /// Status of a plugin in a tenant.
@@ -84,14 +89,43 @@ pub fn seed_grants(tx: &Tx<'_>, tenant_id: &str, m: &Manifest) -> Result<Vec<Str
     Ok(seeded)
 }
 
-/// Install (or re-install) a plugin into a tenant.
+/// How an install attempt ended (both are committed).
+#[derive(Debug)]
+pub enum InstallOutcome {
+    /// Installed (or already installed).
+    Installed,
+    /// `on_install` failed: nothing of the attempt is kept but the status
+    /// FAILED and its audit entry; the error says what failed.
+    Failed(PluginError),
+}
+
+fn hook_failure(e: &PluginError) -> String {
+    match e {
+        PluginError::Script(f) => match f.as_ref() {
+            crate::runtime::ScriptFailure::Fail {
+                status, message, ..
+            } => format!("ctx.fail({status}): {message}"),
+            crate::runtime::ScriptFailure::Forbidden { permission, .. } => {
+                format!("ctx.require: missing permission {permission}")
+            }
+            crate::runtime::ScriptFailure::Fault { error, .. } => error.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Install (or re-install) a plugin into a tenant: grants seeded, status
+/// INSTALLED, and `on_install(ctx)` run in the same transaction when the
+/// plugin was not installed already. `caller` is `None` from the CLI and
+/// for `default_install`.
 pub fn install(
     tx: &Tx<'_>,
     registry: &Registry,
     tenant_id: &str,
-    plugin: &PluginVersion,
-    actor: Option<&str>,
-) -> Result<(), PluginError> {
+    plugin: &Arc<PluginVersion>,
+    caller: Option<&Principal>,
+    request_id: Option<&str>,
+) -> Result<InstallOutcome, PluginError> {
     let m = &plugin.manifest;
     let missing: Vec<&str> = m
         .requires
@@ -108,25 +142,69 @@ pub fn install(
             missing.join(", ")
         )));
     }
-    let seeded = seed_grants(tx, tenant_id, m)?;
-    tx.set_plugin_install(tenant_id, &m.name, INSTALLED, Some(actor), None)?;
-    audit(
-        tx,
-        tenant_id,
-        actor,
-        "plugin.install",
-        &m.name,
-        json!({"plugin": m.name, "version": m.version, "status": INSTALLED, "seeded_grants": seeded}),
-    )
+    let actor = caller.map(Principal::user_id);
+    let was_installed = status(tx, tenant_id, &m.name)? == INSTALLED;
+    let attempt = tx.savepoint(|tx| {
+        let seeded = seed_grants(tx, tenant_id, m)?;
+        tx.set_plugin_install(tenant_id, &m.name, INSTALLED, Some(actor), None)?;
+        if !was_installed {
+            let w = Writer {
+                tx,
+                registry,
+                tenant_id,
+                caller,
+                request_id,
+            };
+            hooks::lifecycle(&w, plugin, Lifecycle::Install)?;
+        }
+        audit(
+            tx,
+            tenant_id,
+            actor,
+            "plugin.install",
+            &m.name,
+            json!({"plugin": m.name, "version": m.version, "status": INSTALLED, "seeded_grants": seeded}),
+        )
+    });
+    match attempt {
+        Ok(()) => Ok(InstallOutcome::Installed),
+        Err(PluginError::Storage(e)) => Err(PluginError::Storage(e)),
+        Err(e) => {
+            if let PluginError::Script(f) = &e {
+                registry.record_failure(f, now_rfc3339());
+            }
+            let why = hook_failure(&e);
+            tracing::warn!(plugin = %m.name, tenant = tenant_id, "install failed: {why}");
+            tx.set_plugin_install(tenant_id, &m.name, FAILED, Some(actor), None)?;
+            audit(
+                tx,
+                tenant_id,
+                actor,
+                "plugin.install.failed",
+                &m.name,
+                json!({"plugin": m.name, "version": m.version, "status": FAILED, "error": why}),
+            )?;
+            Ok(InstallOutcome::Failed(PluginError::LifecycleFailed {
+                plugin: m.name.clone(),
+                detail: format!(
+                    "plugin {} could not be installed: on_install failed: {why}",
+                    m.name
+                ),
+            }))
+        }
+    }
 }
 
 /// Uninstall a plugin from a tenant; its data and grants are kept.
+/// `on_uninstall(ctx)` runs in the same transaction; if it fails nothing
+/// changes.
 pub fn uninstall(
     tx: &Tx<'_>,
     registry: &Registry,
     tenant_id: &str,
     plugin: &str,
-    actor: Option<&str>,
+    caller: Option<&Principal>,
+    request_id: Option<&str>,
 ) -> Result<(), PluginError> {
     let dependents: Vec<String> = registry
         .all()
@@ -141,11 +219,33 @@ pub fn uninstall(
             dependents.join(", ")
         )));
     }
+    let was_installed = status(tx, tenant_id, plugin)? == INSTALLED;
     tx.set_plugin_install(tenant_id, plugin, UNINSTALLED, None, None)?;
+    if was_installed && let Some(version) = registry.get(plugin) {
+        let w = Writer {
+            tx,
+            registry,
+            tenant_id,
+            caller,
+            request_id,
+        };
+        hooks::lifecycle(&w, &version, Lifecycle::Uninstall).map_err(|e| {
+            if let PluginError::Script(f) = &e {
+                registry.record_failure(f, now_rfc3339());
+            }
+            PluginError::LifecycleFailed {
+                plugin: plugin.to_owned(),
+                detail: format!(
+                    "plugin {plugin} could not be uninstalled: on_uninstall failed: {}",
+                    hook_failure(&e)
+                ),
+            }
+        })?;
+    }
     audit(
         tx,
         tenant_id,
-        actor,
+        caller.map(Principal::user_id),
         "plugin.uninstall",
         plugin,
         json!({"plugin": plugin, "status": UNINSTALLED}),
@@ -170,8 +270,11 @@ pub fn install_defaults(
         let before = pending.len();
         let mut rest = Vec::new();
         for p in pending {
-            match install(tx, registry, tenant_id, &p, None) {
-                Ok(()) => {}
+            match install(tx, registry, tenant_id, &p, None, None) {
+                Ok(InstallOutcome::Installed) => {}
+                Ok(InstallOutcome::Failed(e)) => {
+                    tracing::warn!(plugin = %p.manifest.name, "default_install for a new tenant: {e}");
+                }
                 Err(PluginError::BadRequest(_)) => rest.push(p),
                 Err(e) => return Err(e),
             }

@@ -162,7 +162,9 @@ fn sync_permissions(tx: &Tx<'_>, manifest: &Manifest) -> Result<(), StorageError
 }
 
 /// Load every plugin into the database (schema + permissions), blocking.
-pub fn load_all(db: &Db, config: &Config) -> LoadReport {
+/// A plugin whose scripts do not compile is refused before its schema is
+/// touched.
+pub fn load_all(db: &Db, config: &Config, runtime: &crate::runtime::Runtime) -> LoadReport {
     let mut report = LoadReport::default();
     for (path, checked) in check_all(config) {
         let stem = path
@@ -171,7 +173,11 @@ pub fn load_all(db: &Db, config: &Config) -> LoadReport {
             .unwrap_or("?")
             .to_owned();
         let file = display_path(&path);
-        let (manifest, migrations) = match checked {
+        let compiled = checked.and_then(|(manifest, migrations)| {
+            crate::runtime::compile_plugin(runtime, &manifest, &file, &config.scripts_dir)
+                .map(|scripts| (manifest, migrations, scripts))
+        });
+        let (manifest, migrations, scripts) = match compiled {
             Ok(ok) => ok,
             Err(errors) => {
                 for e in &errors {
@@ -210,6 +216,7 @@ pub fn load_all(db: &Db, config: &Config) -> LoadReport {
                 tracing::info!(plugin = %manifest.name, version = %manifest.version, "plugin loaded");
                 report.loaded.push(Arc::new(PluginVersion {
                     manifest,
+                    scripts,
                     file,
                     loaded_at: now_rfc3339(),
                 }));

@@ -9,9 +9,10 @@ pub mod loader;
 pub mod manifest;
 pub mod records;
 pub mod registry;
+mod routes;
 pub mod schema;
 mod service;
 
 pub use error::PluginError;
 pub use registry::{PluginVersion, Registry};
-pub use service::{PluginView, Plugins};
+pub use service::{PluginView, Plugins, settings_in};

@@ -213,11 +213,7 @@ pub fn parse_list_query(
         count: true,
     };
     let mut errors = Vec::new();
-    let fields_list = || {
-        let mut names: Vec<&str> = vec!["id", "created_at", "updated_at", "created_by"];
-        names.extend(entity.fields.iter().map(|f| f.name.as_str()));
-        names.join(", ")
-    };
+    let fields_list = || fields_list(entity);
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         let (key, value) = (key.into_owned(), value.into_owned());
         match key.as_str() {
@@ -250,28 +246,10 @@ pub fn parse_list_query(
                     format!("\"{value}\" is not true or false"),
                 )),
             },
-            "sort" => {
-                let mut sort = Vec::new();
-                for part in value.split(',').map(str::trim) {
-                    let (name, desc) = part.strip_prefix('-').map_or((part, false), |n| (n, true));
-                    if name == "tenant_id" {
-                        errors.push(FieldError::new(
-                            "tenant_id",
-                            "forbidden",
-                            "tenant_id cannot be used in queries",
-                        ));
-                    } else if column_type(entity, name).is_some_and(|t| t != FieldType::Json) {
-                        sort.push((name.to_owned(), desc));
-                    } else {
-                        errors.push(FieldError::new(
-                            "sort",
-                            "unknown",
-                            format!("cannot sort by \"{name}\" (sortable: {})", fields_list()),
-                        ));
-                    }
-                }
-                spec.sort = sort;
-            }
+            "sort" => match parse_sort(entity, &value) {
+                Ok(sort) => spec.sort = sort,
+                Err(mut e) => errors.append(&mut e),
+            },
             _ => {
                 let (name, op) = match key.split_once('[') {
                     Some((n, rest)) => match rest.strip_suffix(']') {
@@ -323,6 +301,149 @@ pub fn parse_list_query(
     }
     if errors.is_empty() {
         Ok(spec)
+    } else {
+        Err(errors)
+    }
+}
+
+fn fields_list(entity: &EntitySchema) -> String {
+    let mut names: Vec<&str> = vec!["id", "created_at", "updated_at", "created_by"];
+    names.extend(entity.fields.iter().map(|f| f.name.as_str()));
+    names.join(", ")
+}
+
+/// Parse a sort list such as `name,-quantity` (`-` descending).
+pub fn parse_sort(
+    entity: &EntitySchema,
+    value: &str,
+) -> Result<Vec<(String, bool)>, Vec<FieldError>> {
+    let mut sort = Vec::new();
+    let mut errors = Vec::new();
+    for part in value.split(',').map(str::trim) {
+        let (name, desc) = part.strip_prefix('-').map_or((part, false), |n| (n, true));
+        if name == "tenant_id" {
+            errors.push(FieldError::new(
+                "tenant_id",
+                "forbidden",
+                "tenant_id cannot be used in queries",
+            ));
+        } else if column_type(entity, name).is_some_and(|t| t != FieldType::Json) {
+            sort.push((name.to_owned(), desc));
+        } else {
+            errors.push(FieldError::new(
+                "sort",
+                "unknown",
+                format!(
+                    "cannot sort by \"{name}\" (sortable: {})",
+                    fields_list(entity)
+                ),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(sort)
+    } else {
+        Err(errors)
+    }
+}
+
+/// A JSON scalar as the text a query operand is parsed from.
+fn operand_text(v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(format!("{other} is not a text, number or bool operand")),
+    }
+}
+
+/// Parse a script's `where` map: `field: value` (equality; `()`/null means
+/// IS NULL) or `field: {op: operand, ...}` with the list query's operators
+/// (`in` takes an array, `null` a bool). Every bad entry is reported.
+pub fn parse_where(
+    entity: &EntitySchema,
+    conditions: &Map<String, Value>,
+) -> Result<Vec<Filter>, Vec<FieldError>> {
+    let mut filters = Vec::new();
+    let mut errors = Vec::new();
+    for (name, condition) in conditions {
+        if name == "tenant_id" {
+            errors.push(FieldError::new(
+                "tenant_id",
+                "forbidden",
+                "tenant_id cannot be used in queries",
+            ));
+            continue;
+        }
+        let Some(ty) = column_type(entity, name) else {
+            errors.push(FieldError::new(
+                name.clone(),
+                "unknown",
+                format!(
+                    "unknown field \"{name}\" (filterable: {})",
+                    fields_list(entity)
+                ),
+            ));
+            continue;
+        };
+        let ops: Vec<(&str, &Value)> = match condition {
+            Value::Null => {
+                filters.push(Filter {
+                    column: name.clone(),
+                    op: FilterOp::Null(true),
+                    values: vec![],
+                });
+                continue;
+            }
+            Value::Object(ops) => ops.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            Value::Array(_) => {
+                errors.push(FieldError::new(
+                    name.clone(),
+                    "type",
+                    "a list of values needs the in operator: {in: [...]}",
+                ));
+                continue;
+            }
+            scalar => vec![("eq", scalar)],
+        };
+        for (op, operand) in ops {
+            if !OPS.contains(&op) {
+                errors.push(FieldError::new(
+                    format!("{name}.{op}"),
+                    "unknown_op",
+                    format!(
+                        "unknown operator \"{op}\" (expected one of {})",
+                        OPS.join(", ")
+                    ),
+                ));
+                continue;
+            }
+            let parsed = match (op, operand) {
+                ("in", Value::Array(items)) if ty != FieldType::Json => items
+                    .iter()
+                    .map(|v| operand_text(v).and_then(|raw| parse_operand(ty, &raw)))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|values| Filter {
+                        column: name.clone(),
+                        op: FilterOp::In,
+                        values,
+                    }),
+                ("in", Value::Array(_)) => {
+                    Err(format!("json field {name} can only be filtered with null"))
+                }
+                ("in", other) => Err(format!("in takes an array of values, not {other}")),
+                ("null", Value::Bool(b)) => filter(ty, name, "null", &b.to_string()),
+                ("null", other) => Err(format!("null takes true or false, not {other}")),
+                (op, operand) => operand_text(operand).and_then(|raw| filter(ty, name, op, &raw)),
+            };
+            match parsed {
+                Ok(f) => filters.push(f),
+                Err(why) => errors.push(FieldError::new(name.clone(), "type", why)),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(filters)
     } else {
         Err(errors)
     }

@@ -10,12 +10,15 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::manifest::Manifest;
+use crate::runtime::{FaultKind, PluginScripts, Runtime, ScriptFailure};
 
 /// One loaded version of a plugin.
 #[derive(Debug)]
 pub struct PluginVersion {
     /// The validated manifest.
     pub manifest: Manifest,
+    /// Its compiled scripts.
+    pub scripts: PluginScripts,
     /// Manifest file as shown in messages.
     pub file: String,
     /// RFC 3339 time this version was loaded.
@@ -38,12 +41,32 @@ type Snapshot = BTreeMap<String, Arc<PluginVersion>>;
 /// Latency samples kept per plugin for p50/p99.
 const SAMPLES: usize = 1024;
 
+/// The last script fault of a plugin, for its health.
+#[derive(Debug, Clone)]
+pub struct LastError {
+    /// RFC 3339 time.
+    pub at: String,
+    /// runtime, limit or timeout.
+    pub kind: FaultKind,
+    /// Script file (empty when the fault has no location).
+    pub file: String,
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// Column; `None` where the compiler gives none.
+    pub column: Option<usize>,
+    /// What went wrong.
+    pub message: String,
+}
+
 /// Request counts and recent latencies of one plugin (kept across versions).
 #[derive(Debug, Default)]
 pub struct PluginStats {
     requests: AtomicU64,
     errors: AtomicU64,
     recent_us: Mutex<VecDeque<u64>>,
+    /// Script faults by kind, in [`FaultKind::ALL`] order.
+    faults: [AtomicU64; 3],
+    last_error: Mutex<Option<LastError>>,
 }
 
 /// A point-in-time view of [`PluginStats`].
@@ -76,6 +99,39 @@ impl PluginStats {
         recent.push_back(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
     }
 
+    /// Count a script fault and keep it as the last error.
+    pub fn record_fault(&self, kind: FaultKind, error: &crate::runtime::ScriptError, at: String) {
+        let i = FaultKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.faults[i].fetch_add(1, Ordering::Relaxed);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(LastError {
+            at,
+            kind,
+            file: error.file.clone(),
+            line: error.line,
+            column: error.column,
+            message: error.message.clone(),
+        });
+    }
+
+    /// Script faults by kind.
+    pub fn faults(&self) -> [(FaultKind, u64); 3] {
+        FaultKind::ALL.map(|k| {
+            let i = FaultKind::ALL.iter().position(|x| *x == k).unwrap_or(0);
+            (k, self.faults[i].load(Ordering::Relaxed))
+        })
+    }
+
+    /// The last script fault.
+    pub fn last_error(&self) -> Option<LastError> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Current counts and percentiles.
     pub fn snapshot(&self) -> StatsSnapshot {
         let mut sorted: Vec<u64> = self
@@ -102,15 +158,43 @@ impl PluginStats {
     }
 }
 
-/// Loaded plugins by name; cheap to clone.
+/// Loaded plugins by name, and the script runtime they run on; cheap to
+/// clone.
 #[derive(Clone, Default)]
 pub struct Registry {
     loaded: Arc<ArcSwap<Snapshot>>,
     refused: Arc<ArcSwap<BTreeMap<String, Refusal>>>,
     stats: Arc<Mutex<HashMap<String, Arc<PluginStats>>>>,
+    runtime: Arc<Runtime>,
 }
 
 impl Registry {
+    /// An empty registry whose scripts run on `runtime`.
+    pub fn new(runtime: Runtime) -> Registry {
+        Registry {
+            runtime: Arc::new(runtime),
+            ..Registry::default()
+        }
+    }
+
+    /// The script runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Count a script failure against its plugin (faults only: a 4xx from
+    /// `ctx.fail` or `ctx.require` is an answer, not a fault).
+    pub fn record_failure(&self, failure: &ScriptFailure, at: String) {
+        if let ScriptFailure::Fault {
+            plugin,
+            kind,
+            error,
+        } = failure
+        {
+            self.stats(plugin).record_fault(*kind, error, at);
+        }
+    }
+
     /// The current version of a plugin.
     pub fn get(&self, name: &str) -> Option<Arc<PluginVersion>> {
         self.loaded.load().get(name).cloned()

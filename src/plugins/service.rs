@@ -40,6 +40,28 @@ pub struct PluginView {
     pub installed_by: Option<Option<String>>,
 }
 
+/// A plugin's settings in a tenant, defaults filled in (a stored value that
+/// no longer fits its declared type falls back to the default).
+pub fn settings_in(
+    tx: &crate::storage::Tx<'_>,
+    manifest: &crate::plugins::manifest::Manifest,
+    tenant_id: &str,
+) -> Result<Map<String, Value>, PluginError> {
+    let stored = tx.plugin_settings(tenant_id, &manifest.name)?;
+    let mut out = Map::new();
+    for spec in &manifest.settings {
+        let value = stored
+            .iter()
+            .find(|(k, _)| *k == spec.name)
+            .and_then(|(_, v)| serde_json::from_str::<Value>(v).ok())
+            .filter(|v| check_value(spec, v).is_ok())
+            .or_else(|| spec.default.clone())
+            .unwrap_or(Value::Null);
+        out.insert(spec.name.clone(), value);
+    }
+    Ok(out)
+}
+
 /// The service; cheap to clone.
 #[derive(Clone)]
 pub struct Plugins {
@@ -139,28 +161,48 @@ impl Plugins {
     }
 
     /// `POST /api/plugins/{name}/install` (idempotent).
-    pub async fn install(&self, actor: &Principal, name: &str) -> Result<PluginView, PluginError> {
+    pub async fn install(
+        &self,
+        actor: &Principal,
+        name: &str,
+        request_id: Option<String>,
+    ) -> Result<PluginView, PluginError> {
         require(actor, rbac::PLUGINS_MANAGE)?;
-        self.install_in(actor.tenant_id(), name, Some(actor.user_id()))
+        self.install_in(actor.tenant_id(), name, Some(actor), request_id)
             .await
     }
 
-    /// Install for a tenant id; `actor` is null from the CLI.
+    /// Install for a tenant id; `caller` is `None` from the CLI. A failing
+    /// `on_install` leaves the plugin FAILED and answers the hook's error.
     pub async fn install_in(
         &self,
         tenant_id: &str,
         name: &str,
-        actor: Option<&str>,
+        caller: Option<&Principal>,
+        request_id: Option<String>,
     ) -> Result<PluginView, PluginError> {
         let plugin = self
             .registry
             .get(name)
             .ok_or_else(|| PluginError::unknown_plugin(name))?;
         let registry = self.registry.clone();
-        let (tenant, actor_id) = (tenant_id.to_owned(), actor.map(str::to_owned));
-        self.db
-            .write(move |tx| install::install(tx, &registry, &tenant, &plugin, actor_id.as_deref()))
+        let (tenant, caller) = (tenant_id.to_owned(), caller.cloned());
+        let outcome = self
+            .db
+            .write(move |tx| {
+                install::install(
+                    tx,
+                    &registry,
+                    &tenant,
+                    &plugin,
+                    caller.as_ref(),
+                    request_id.as_deref(),
+                )
+            })
             .await?;
+        if let install::InstallOutcome::Failed(e) = outcome {
+            return Err(e);
+        }
         self.view_with_install(tenant_id, name).await
     }
 
@@ -169,31 +211,36 @@ impl Plugins {
         &self,
         actor: &Principal,
         name: &str,
+        request_id: Option<String>,
     ) -> Result<PluginView, PluginError> {
         require(actor, rbac::PLUGINS_MANAGE)?;
-        self.uninstall_in(actor.tenant_id(), name, Some(actor.user_id()))
+        self.uninstall_in(actor.tenant_id(), name, Some(actor), request_id)
             .await
     }
 
-    /// Uninstall for a tenant id; `actor` is null from the CLI.
+    /// Uninstall for a tenant id; `caller` is `None` from the CLI.
     pub async fn uninstall_in(
         &self,
         tenant_id: &str,
         name: &str,
-        actor: Option<&str>,
+        caller: Option<&Principal>,
+        request_id: Option<String>,
     ) -> Result<PluginView, PluginError> {
         if self.registry.get(name).is_none() {
             return Err(PluginError::unknown_plugin(name));
         }
         let registry = self.registry.clone();
-        let (tenant, plugin, actor_id) = (
-            tenant_id.to_owned(),
-            name.to_owned(),
-            actor.map(str::to_owned),
-        );
+        let (tenant, plugin, caller) = (tenant_id.to_owned(), name.to_owned(), caller.cloned());
         self.db
             .write(move |tx| {
-                install::uninstall(tx, &registry, &tenant, &plugin, actor_id.as_deref())
+                install::uninstall(
+                    tx,
+                    &registry,
+                    &tenant,
+                    &plugin,
+                    caller.as_ref(),
+                    request_id.as_deref(),
+                )
             })
             .await?;
         self.view_with_install(tenant_id, name).await
@@ -245,23 +292,10 @@ impl Plugins {
             .registry
             .get(name)
             .ok_or_else(|| PluginError::unknown_plugin(name))?;
-        let (tenant, pname) = (tenant_id.to_owned(), name.to_owned());
-        let stored = self
-            .db
-            .read(move |tx| tx.plugin_settings(&tenant, &pname))
-            .await?;
-        let mut out = Map::new();
-        for spec in &plugin.manifest.settings {
-            let value = stored
-                .iter()
-                .find(|(k, _)| *k == spec.name)
-                .and_then(|(_, v)| serde_json::from_str::<Value>(v).ok())
-                .filter(|v| check_value(spec, v).is_ok())
-                .or_else(|| spec.default.clone())
-                .unwrap_or(Value::Null);
-            out.insert(spec.name.clone(), value);
-        }
-        Ok(out)
+        let tenant = tenant_id.to_owned();
+        self.db
+            .read(move |tx| settings_in(tx, &plugin.manifest, &tenant))
+            .await
     }
 
     /// `PUT /api/plugins/{name}/settings`: change the given keys (null resets

@@ -1,9 +1,32 @@
-//! Script runtimes. This release compiles and checks Rhai scripts (used by
-//! `plinth plugin check`); running them through the host API comes next.
+//! Script runtimes: plugin logic in Rhai, run through one host API.
+//!
+//! - [`host_api`] — every operation a script can call (`ctx.db.get`,
+//!   `ctx.can`, `ctx.fail`, …), written once in plain Rust over JSON values
+//!   and the request's transaction; no script engine in it.
+//! - [`rhai`] — the sandboxed Rhai engine, the confined module resolver,
+//!   value conversion, and the thin binding of the host API.
+//! - [`scripts`] — a plugin version's compiled scripts: route handlers,
+//!   entity hooks, lifecycle hooks (compiled once per version).
+//! - [`hooks`] — entity and lifecycle hooks, called by the plugins layer for
+//!   REST and script writes alike.
+//! - [`routes`] — a custom route's request in, its response out.
+//!
+//! The runtime sits beside `plugins`: the plugins layer calls into it for
+//! hooks, and the host API calls the plugins' row operations, so that a
+//! script write and a REST write are the same code. Nothing here knows
+//! HTTP.
 
+pub mod hooks;
+pub mod host_api;
+mod invocation;
 pub mod rhai;
+pub mod routes;
+pub mod scripts;
 
 use std::fmt;
+use std::time::Duration;
+
+pub use scripts::{HookKind, Lifecycle, PluginScripts, compile_plugin};
 
 /// A script problem located in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,86 +54,182 @@ impl fmt::Display for ScriptError {
     }
 }
 
-/// Sandbox limits (SCRIPTING.md defaults).
+/// Sandbox limits (SCRIPTING.md defaults; each is a setting).
 #[derive(Debug, Clone, Copy)]
 pub struct ScriptLimits {
-    /// Operations per call.
+    /// Operations per script call.
     pub max_operations: u64,
+    /// Wall-clock time per request, all script calls together.
+    pub timeout: Duration,
     /// Call depth.
     pub max_call_depth: usize,
     /// String length in bytes.
     pub max_string: usize,
     /// Array and map size.
     pub max_collection: usize,
+    /// Rows one `ctx.db.find` may return.
+    pub max_rows: usize,
 }
 
 impl Default for ScriptLimits {
     fn default() -> ScriptLimits {
         ScriptLimits {
             max_operations: 1_000_000,
+            timeout: Duration::from_secs(2),
             max_call_depth: 64,
             max_string: 1 << 20,
             max_collection: 100_000,
+            max_rows: 10_000,
         }
     }
 }
 
-/// Compile every Rhai script of a plugin and check that each route names a
-/// script that exists and defines its function as `fn name(ctx, req)`.
-/// Returns one located line per problem.
+/// Entity hooks calling entity writes calling hooks stop at this depth.
+pub const MAX_HOOK_DEPTH: usize = 8;
+
+/// How a script fault is counted (`plinth_script_errors_total{kind}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// A runtime error: a thrown value, a type error, a bad host API call.
+    Runtime,
+    /// A sandbox limit: operations, call depth, sizes, rows, hook depth.
+    Limit,
+    /// The request's wall-clock limit.
+    Timeout,
+}
+
+impl FaultKind {
+    /// Every kind, in metric order.
+    pub const ALL: [FaultKind; 3] = [FaultKind::Runtime, FaultKind::Limit, FaultKind::Timeout];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Runtime => "runtime",
+            FaultKind::Limit => "limit",
+            FaultKind::Timeout => "timeout",
+        }
+    }
+}
+
+/// A script that ended its request.
+#[derive(Debug, Clone)]
+pub enum ScriptFailure {
+    /// `ctx.fail(status, message)`: that 4xx.
+    Fail {
+        /// Plugin whose script failed the request.
+        plugin: String,
+        /// 400–499.
+        status: u16,
+        /// The script's message.
+        message: String,
+    },
+    /// `ctx.require(permission)` without the permission: 403.
+    Forbidden {
+        /// Plugin whose script required it.
+        plugin: String,
+        /// The missing permission.
+        permission: String,
+    },
+    /// A runtime error or a limit: 500 (503 for the time limit).
+    Fault {
+        /// Plugin whose script faulted.
+        plugin: String,
+        /// How it is counted.
+        kind: FaultKind,
+        /// Where and what.
+        error: ScriptError,
+    },
+}
+
+impl ScriptFailure {
+    /// The plugin whose script ended the request.
+    pub fn plugin(&self) -> &str {
+        match self {
+            ScriptFailure::Fail { plugin, .. }
+            | ScriptFailure::Forbidden { plugin, .. }
+            | ScriptFailure::Fault { plugin, .. } => plugin,
+        }
+    }
+
+    /// The HTTP status it answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ScriptFailure::Fail { status, .. } => *status,
+            ScriptFailure::Forbidden { .. } => 403,
+            ScriptFailure::Fault {
+                kind: FaultKind::Timeout,
+                ..
+            } => 503,
+            ScriptFailure::Fault { .. } => 500,
+        }
+    }
+}
+
+impl fmt::Display for ScriptFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScriptFailure::Fail { message, .. } => f.write_str(message),
+            ScriptFailure::Forbidden { permission, .. } => {
+                write!(f, "missing permission {permission}")
+            }
+            ScriptFailure::Fault { plugin, error, .. } => {
+                write!(f, "plugin {plugin}: {error}")
+            }
+        }
+    }
+}
+
+/// The script runtimes of one server, with its limits; shared by every
+/// request (`Arc`).
+pub struct Runtime {
+    limits: ScriptLimits,
+    rhai: rhai::RhaiRuntime,
+}
+
+impl Runtime {
+    /// Engines configured with `limits`.
+    pub fn new(limits: ScriptLimits) -> Runtime {
+        Runtime {
+            limits,
+            rhai: rhai::RhaiRuntime::new(&limits),
+        }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &ScriptLimits {
+        &self.limits
+    }
+
+    /// The Rhai runtime.
+    pub fn rhai(&self) -> &rhai::RhaiRuntime {
+        &self.rhai
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Runtime {
+        Runtime::new(ScriptLimits::default())
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Compile every script of a plugin and check its routes and hooks (for
+/// `plinth plugin check`): one located line per problem.
 pub fn check_plugin_scripts(
     manifest: &crate::plugins::manifest::Manifest,
     manifest_file: &str,
     scripts_dir: &std::path::Path,
 ) -> Vec<String> {
-    use crate::plugins::manifest::Runtime;
-    if manifest.runtime != Runtime::Rhai {
-        return Vec::new();
+    match compile_plugin(&Runtime::default(), manifest, manifest_file, scripts_dir) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors,
     }
-    let dir = scripts_dir.join(&manifest.name);
-    let shown = |name: &str| crate::plugins::loader::display_path(&dir.join(name));
-    let engine = rhai::engine(&ScriptLimits::default());
-    let mut errors = Vec::new();
-    let mut compiled = std::collections::BTreeMap::new();
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "rhai"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    for path in files {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        match rhai::compile(&engine, &path, &shown(&name)) {
-            Ok(ast) => {
-                compiled.insert(name, ast);
-            }
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    for (i, route) in manifest.routes.iter().enumerate() {
-        let key = format!("routes[{i}]");
-        if !dir.join(&route.script).is_file() {
-            errors.push(format!(
-                "{manifest_file}: {key}.script: {} does not exist",
-                shown(&route.script)
-            ));
-        } else if let Some(ast) = compiled.get(&route.script)
-            && !rhai::defines(ast, &route.function, 2)
-        {
-            errors.push(format!(
-                "{manifest_file}: {key}.function: {} defines no fn {}(ctx, req)",
-                shown(&route.script),
-                route.function
-            ));
-        }
-    }
-    errors
 }

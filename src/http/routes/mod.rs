@@ -2,8 +2,8 @@
 
 pub mod audit;
 pub mod auth;
-pub mod entities;
 pub mod ops;
+pub mod plugin_paths;
 pub mod plugins;
 pub mod roles;
 pub mod tenants;

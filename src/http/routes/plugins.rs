@@ -47,9 +47,15 @@ async fn install(
     Path(name): Path<String>,
     _: EmptyBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    let view = state.plugins.install(&me, &name).await?;
-    // Seeded grants change effective permissions from the next request on.
+    let view = state
+        .plugins
+        .install(&me, &name, crate::http::scope::request_id())
+        .await;
+    // Seeded grants change effective permissions from the next request on
+    // (also when on_install failed after seeding: nothing is kept, but the
+    // cache must not hold a stale view either way).
     state.accounts.invalidate_principals();
+    let view = view?;
     Ok(axum::Json(view))
 }
 
@@ -59,7 +65,10 @@ async fn uninstall(
     Path(name): Path<String>,
     _: EmptyBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    let view = state.plugins.uninstall(&me, &name).await?;
+    let view = state
+        .plugins
+        .uninstall(&me, &name, crate::http::scope::request_id())
+        .await?;
     Ok(axum::Json(view))
 }
 

@@ -269,7 +269,63 @@ pub struct Manifest {
     pub routes: Vec<RouteSpec>,
 }
 
+/// How a request path below `/api/{plugin}` meets the custom routes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RouteMatch {
+    /// Route `index` answers; its `{name}` segments bound to their values.
+    Found {
+        /// Index into [`Manifest::routes`].
+        index: usize,
+        /// Path parameters by name.
+        params: Vec<(String, String)>,
+    },
+    /// The path is a route's, but not with this method: these are.
+    OtherMethods(Vec<&'static str>),
+    /// No route has this path.
+    None,
+}
+
+fn bind(route: &RouteSpec, segments: &[&str]) -> Option<Vec<(String, String)>> {
+    if route.segments.len() != segments.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (spec, given) in route.segments.iter().zip(segments) {
+        match spec {
+            Segment::Literal(l) if l == given => {}
+            Segment::Literal(_) => return None,
+            Segment::Param(name) => params.push((name.clone(), (*given).to_owned())),
+        }
+    }
+    Some(params)
+}
+
 impl Manifest {
+    /// The custom route for `method` and the path `segments` (already split
+    /// and percent-decoded, below `/api/{plugin}`); literal segments win
+    /// over parameters.
+    pub fn match_route(&self, method: &str, segments: &[&str]) -> RouteMatch {
+        let mut best: Option<(usize, usize, Vec<(String, String)>)> = None;
+        let mut others = Vec::new();
+        for (index, route) in self.routes.iter().enumerate() {
+            let Some(params) = bind(route, segments) else {
+                continue;
+            };
+            if route.method.as_str() != method {
+                others.push(route.method.as_str());
+                continue;
+            }
+            if best.as_ref().is_none_or(|(_, n, _)| params.len() < *n) {
+                best = Some((index, params.len(), params));
+            }
+        }
+        match best {
+            Some((index, _, params)) => RouteMatch::Found { index, params },
+            None if !others.is_empty() => RouteMatch::OtherMethods(others),
+            None => RouteMatch::None,
+        }
+    }
+
     /// An entity by name.
     pub fn entity(&self, name: &str) -> Option<&EntitySchema> {
         self.entities.iter().find(|e| e.name == name)
