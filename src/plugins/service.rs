@@ -384,7 +384,23 @@ impl Plugins {
             .registry
             .get(name)
             .ok_or_else(|| PluginError::unknown_plugin(name))?;
-        let stats = self.registry.stats(name).snapshot();
+        let counters = self.registry.stats(name);
+        let stats = counters.snapshot();
+        let last_error = counters.last_error().map(|e| {
+            serde_json::json!({
+                "at": e.at,
+                "kind": e.kind.as_str(),
+                "file": e.file,
+                "line": e.line,
+                "column": e.column,
+                "message": e.message,
+            })
+        });
+        let faults: Map<String, Value> = counters
+            .faults()
+            .iter()
+            .map(|(k, n)| (k.as_str().to_owned(), Value::from(*n)))
+            .collect();
         Ok(serde_json::json!({
             "name": plugin.manifest.name,
             "version": plugin.manifest.version,
@@ -394,6 +410,8 @@ impl Plugins {
             "errors": stats.errors,
             "p50_ms": stats.p50_ms,
             "p99_ms": stats.p99_ms,
+            "script_errors": faults,
+            "last_error": last_error,
         }))
     }
 }

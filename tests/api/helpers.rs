@@ -46,6 +46,12 @@ pub fn test_config(data_dir: &Path) -> Config {
     let scripts = data_dir.join("scripts");
     std::fs::create_dir_all(&manifests).expect("manifests dir");
     std::fs::create_dir_all(&scripts).expect("scripts dir");
+    // The shipped example scripts come along, so a test that writes a
+    // shipped manifest gets the plugin as shipped, logic included.
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts"),
+        &scripts,
+    );
     config.manifests_dir = manifests;
     config.scripts_dir = scripts;
     config.admin_email = Some(ROOT_EMAIL.to_owned());
@@ -53,6 +59,20 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.jwt_secret = Some(JWT_SECRET.to_vec());
     config.watch = false;
     config
+}
+
+/// Copy a folder tree (the example scripts) into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
 }
 
 /// Start a server with the test defaults.

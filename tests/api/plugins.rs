@@ -285,7 +285,7 @@ async fn the_list_shows_every_loaded_plugin_with_the_callers_tenant_status() {
             "Stock levels per item, with suppliers",
             "INSTALLED",
             strings(&["INVENTORY_VIEW", "INVENTORY_EDIT", "INVENTORY_DELETE"]),
-            strings(&["supplier", "item"]),
+            strings(&["supplier", "item", "movement"]),
         ),
         (
             "loyalty",
@@ -1457,6 +1457,7 @@ impl Workspace {
         let s = dir.path().join("scripts");
         std::fs::create_dir_all(&m).expect("manifests dir");
         std::fs::create_dir_all(&s).expect("scripts dir");
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts"), &s);
         for (name, text) in manifests {
             write_manifest(&m, name, text);
         }

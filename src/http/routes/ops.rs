@@ -30,6 +30,16 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "# TYPE plinth_script_errors_total counter
 ",
     );
+    let registry = state.plugins.registry();
+    for name in registry.all().keys() {
+        for (kind, n) in registry.stats(name).faults() {
+            let _ = writeln!(
+                out,
+                "plinth_script_errors_total{{plugin=\"{name}\",kind=\"{}\"}} {n}",
+                kind.as_str()
+            );
+        }
+    }
     out.push_str(
         "# HELP plinth_plugin_reloads_total Plugin loads and reloads by result.
 ",
@@ -38,7 +48,6 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "# TYPE plinth_plugin_reloads_total counter
 ",
     );
-    let registry = state.plugins.registry();
     for name in registry.all().keys() {
         let _ = writeln!(
             out,

@@ -48,6 +48,8 @@ pub fn engine(limits: &ScriptLimits) -> Engine {
     engine.set_max_array_size(limits.max_collection);
     engine.set_max_map_size(limits.max_collection);
     engine.set_max_modules(64);
+    // Rhai's own defaults are lower in debug builds; be the same everywhere.
+    engine.set_max_expr_depths(64, 32);
     engine
 }
 
