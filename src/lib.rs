@@ -11,7 +11,11 @@
 //!   statement (the seam a second engine would implement).
 //! - [`accounts`] — tenants, users, roles, grants, sessions, audit: the rules.
 //! - [`plugins`] — manifests: the validated model of a customer's module.
-//! - [`runtime`] — script engines (Rhai), sandbox limits, located script errors.
+//! - [`runtime`] — plugin scripts: the host API (once, engine-free), the
+//!   sandboxed Rhai engine and its thin binding, hooks and custom routes,
+//!   limits, located script failures. It works hand in hand with `plugins`:
+//!   entity writes run hooks through it, and its `ctx.db` calls the same row
+//!   operations as REST.
 //! - [`http`] — axum routes, extractors, middleware, problem+json mapping.
 //! - [`logging`] — stderr logs, pretty or JSON, written in batches.
 //! - [`app`] — wiring: build from a config, serve on a listener.

@@ -10,16 +10,18 @@ use super::manifest::{BASE_FIELDS, EntitySchema, FieldSpec, FieldType};
 use crate::storage::{ColumnKind, Filter, FilterOp, ListSpec, SqlValue, TableShape};
 use crate::validation::FieldError;
 
-/// The table shape of an entity.
-pub fn shape(entity: &EntitySchema) -> TableShape {
-    TableShape {
-        table: entity.table.clone(),
-        columns: entity
-            .fields
-            .iter()
-            .map(|f| (f.name.clone(), column_kind(f.ty)))
-            .collect(),
-    }
+/// The table shape of an entity (built once per loaded manifest).
+pub fn shape(entity: &EntitySchema) -> &TableShape {
+    entity.shape.get_or_init(|| {
+        TableShape::new(
+            entity.table.clone(),
+            entity
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), column_kind(f.ty)))
+                .collect(),
+        )
+    })
 }
 
 fn column_kind(ty: FieldType) -> ColumnKind {

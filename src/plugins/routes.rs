@@ -27,6 +27,7 @@ impl Plugins {
         let route = &version.manifest.routes[index];
         let read_only = route.method == RouteMethod::Get;
         let result = if actor.can(&route.permission) {
+            let req = request.to_value();
             let (actor, registry) = (actor.clone(), self.registry().clone());
             let work = move |tx: &Tx<'_>| {
                 ensure_installed(tx, actor.tenant_id(), &version.manifest.name)?;
@@ -37,7 +38,7 @@ impl Plugins {
                     caller: Some(&actor),
                     request_id: request_id.as_deref(),
                 };
-                run(&w, &version, index, &request)
+                run(&w, &version, index, req)
             };
             if read_only {
                 self.db().read(work).await

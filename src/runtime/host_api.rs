@@ -409,59 +409,72 @@ impl<'a> Host<'a> {
         Ok(())
     }
 
-    fn object<'v>(
-        call: &str,
-        what: &str,
-        v: &'v Value,
-    ) -> Result<&'v Map<String, Value>, HostError> {
-        v.as_object().ok_or_else(|| {
-            HostError::Script(format!("{call}: {what} must be a map of fields, not {v}"))
-        })
+    fn object(call: &str, what: &str, v: Value) -> Result<Map<String, Value>, HostError> {
+        match v {
+            Value::Object(map) => Ok(map),
+            other => Err(HostError::Script(format!(
+                "{call}: {what} must be a map of fields, not {other}"
+            ))),
+        }
     }
 
-    /// Run a write in a savepoint, as the invocation's caller.
+    /// Run a write as the invocation's caller. When the entity has hooks
+    /// it runs in a savepoint, so that a refusal the script catches leaves
+    /// nothing of the hooks' writes; without hooks a refused write has
+    /// written nothing (every check comes before the statement).
     fn write<T>(
         &self,
+        version: &PluginVersion,
+        index: usize,
         f: impl FnOnce(&Writer<'_>) -> Result<T, PluginError>,
     ) -> Result<T, HostError> {
         let inv = self.inv;
-        inv.tx
-            .savepoint(|tx| {
-                let writer = Writer {
-                    tx,
-                    registry: &inv.registry,
-                    tenant_id: &inv.tenant_id,
-                    caller: inv.caller.as_ref(),
-                    request_id: inv.request_id.as_deref(),
-                };
-                f(&writer)
-            })
-            .map_err(|e| match e {
-                PluginError::Invalid { .. }
-                | PluginError::Conflict(_)
-                | PluginError::BadRequest(_) => HostError::Rejected(e),
-                other => HostError::End(other),
-            })
+        let run = |tx: &crate::storage::Tx<'_>| {
+            let writer = Writer {
+                tx,
+                registry: &inv.registry,
+                tenant_id: &inv.tenant_id,
+                caller: inv.caller.as_ref(),
+                request_id: inv.request_id.as_deref(),
+            };
+            f(&writer)
+        };
+        let hooked = version
+            .scripts
+            .has_hooks(&version.manifest.entities[index].name);
+        let result = if hooked {
+            inv.tx.savepoint(run)
+        } else {
+            run(&inv.tx)
+        };
+        result.map_err(|e| match e {
+            PluginError::Invalid { .. } | PluginError::Conflict(_) | PluginError::BadRequest(_) => {
+                HostError::Rejected(e)
+            }
+            other => HostError::End(other),
+        })
     }
 
     /// `ctx.db.insert(entity, fields)`: the new record.
-    pub fn insert(&self, entity: &str, fields: &Value) -> Result<Value, HostError> {
+    pub fn insert(&self, entity: &str, fields: Value) -> Result<Value, HostError> {
         let call = "ctx.db.insert";
         self.writable(call)?;
         let (version, index) = self.entity(call, entity)?;
-        let body = Self::object(call, "fields", fields)?.clone();
-        self.write(|w| crud::insert(w, &version, index, body))
+        let body = Self::object(call, "fields", fields)?;
+        self.write(&version, index, |w| crud::insert(w, &version, index, body))
             .map(Value::Object)
     }
 
     /// `ctx.db.update(entity, id, changes)`: the updated record, or null.
-    pub fn update(&self, entity: &str, id: &str, changes: &Value) -> Result<Value, HostError> {
+    pub fn update(&self, entity: &str, id: &str, changes: Value) -> Result<Value, HostError> {
         let call = "ctx.db.update";
         self.writable(call)?;
         let (version, index) = self.entity(call, entity)?;
-        let body = Self::object(call, "changes", changes)?.clone();
-        self.write(|w| crud::update(w, &version, index, id, body))
-            .map(|r| r.map_or(Value::Null, Value::Object))
+        let body = Self::object(call, "changes", changes)?;
+        self.write(&version, index, |w| {
+            crud::update(w, &version, index, id, body)
+        })
+        .map(|r| r.map_or(Value::Null, Value::Object))
     }
 
     /// `ctx.db.delete(entity, id)`: whether a row was deleted.
@@ -469,7 +482,7 @@ impl<'a> Host<'a> {
         let call = "ctx.db.delete";
         self.writable(call)?;
         let (version, index) = self.entity(call, entity)?;
-        self.write(|w| crud::delete(w, &version, index, id))
+        self.write(&version, index, |w| crud::delete(w, &version, index, id))
     }
 
     /// `ctx.log.info/warn/error(message)`: a log line tagged with plugin,

@@ -31,7 +31,9 @@ pub struct RouteRequest {
 }
 
 impl RouteRequest {
-    fn to_value(&self) -> Value {
+    /// The `req` map a handler receives (built before the transaction, so
+    /// the single writer does not wait for it).
+    pub fn to_value(&self) -> Value {
         let pairs = |list: &[(String, String)]| -> Value {
             let mut m = Map::new();
             for (k, v) in list {
@@ -162,13 +164,13 @@ fn response_of(value: Value) -> Result<RouteResponse, String> {
     })
 }
 
-/// Run route `index` of `version` for `request` in the writer's
-/// transaction (the caller checked permission and install).
+/// Run route `index` of `version` with `req` ([`RouteRequest::to_value`])
+/// in the writer's transaction (the caller checked permission and install).
 pub fn run(
     w: &Writer<'_>,
     version: &Arc<PluginVersion>,
     index: usize,
-    request: &RouteRequest,
+    req: Value,
 ) -> Result<RouteResponse, PluginError> {
     let route = &version.manifest.routes[index];
     let Some(file) = version.scripts.file(&route.script) else {
@@ -188,14 +190,7 @@ pub fn run(
             },
         })));
     };
-    let value = hooks::call(
-        w,
-        version,
-        file,
-        &route.function,
-        vec![request.to_value()],
-        false,
-    )?;
+    let value = hooks::call(w, version, file, &route.function, vec![req], false)?;
     response_of(value).map_err(|message| {
         PluginError::Script(Box::new(ScriptFailure::Fault {
             plugin: version.manifest.name.clone(),

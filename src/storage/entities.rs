@@ -24,13 +24,40 @@ pub enum ColumnKind {
     Json,
 }
 
-/// The columns of an entity table (declared fields; base columns implied).
+/// The columns of an entity table (declared fields; base columns implied),
+/// with the statements every row operation uses built once.
 #[derive(Debug, Clone)]
 pub struct TableShape {
     /// Table name.
     pub table: String,
     /// Declared fields in order.
     pub columns: Vec<(String, ColumnKind)>,
+    /// Quoted base and declared columns, comma-separated.
+    select_list: String,
+    /// `SELECT … WHERE tenant_id = ?1 AND id = ?2`.
+    get_sql: String,
+}
+
+impl TableShape {
+    /// The shape of `table` with these declared columns.
+    pub fn new(table: String, columns: Vec<(String, ColumnKind)>) -> TableShape {
+        let select_list = BASE
+            .iter()
+            .map(|c| quote(c))
+            .chain(columns.iter().map(|(c, _)| quote(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let get_sql = format!(
+            "SELECT {select_list} FROM {} WHERE tenant_id = ?1 AND id = ?2",
+            quote(&table)
+        );
+        TableShape {
+            table,
+            columns,
+            select_list,
+            get_sql,
+        }
+    }
 }
 
 /// A bound SQL value.
@@ -111,12 +138,8 @@ pub type Record = Map<String, Value>;
 
 const BASE: [&str; 4] = ["id", "created_at", "updated_at", "created_by"];
 
-fn select_list(shape: &TableShape) -> String {
-    BASE.iter()
-        .map(|c| quote(c))
-        .chain(shape.columns.iter().map(|(c, _)| quote(c)))
-        .collect::<Vec<_>>()
-        .join(", ")
+fn select_list(shape: &TableShape) -> &str {
+    &shape.select_list
 }
 
 fn read_row(shape: &TableShape, row: &rusqlite::Row<'_>) -> rusqlite::Result<Map<String, Value>> {
@@ -239,12 +262,7 @@ impl Tx<'_> {
         tenant_id: &str,
         id: &str,
     ) -> Result<Option<Map<String, Value>>, StorageError> {
-        let sql = format!(
-            "SELECT {} FROM {} WHERE tenant_id = ?1 AND id = ?2",
-            select_list(shape),
-            quote(&shape.table)
-        );
-        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let mut stmt = self.conn().prepare_cached(&shape.get_sql)?;
         let mut rows = stmt.query_map([tenant_id, id], |r| read_row(shape, r))?;
         Ok(rows.next().transpose()?)
     }

@@ -1,8 +1,9 @@
 //! Storage: one SQLite file in WAL mode, a pool of read-only connections and
 //! one writer connection behind a mutex (SQLite allows one writer at a time;
 //! serializing here turns lock contention into a queue instead of
-//! `SQLITE_BUSY`). Every call runs on a blocking thread, never on the async
-//! executor, and inside one transaction.
+//! `SQLITE_BUSY`). Async writes are queued to one writer thread; reads run
+//! on blocking threads; nothing runs on the async executor, and every call
+//! runs inside one transaction.
 //!
 //! Nothing above this module writes SQL: the repositories (`tenants`,
 //! `users`, `roles`, `tokens`, `audit`) are methods on [`Tx`], which is the one
@@ -121,21 +122,20 @@ impl Tx<'_> {
         F: FnOnce(&Tx<'_>) -> Result<T, E>,
         E: From<StorageError>,
     {
-        self.conn()
-            .execute_batch("SAVEPOINT plinth_sp")
-            .map_err(StorageError::from)?;
+        let run = |sql: &str| -> Result<(), StorageError> {
+            self.conn().prepare_cached(sql)?.execute([])?;
+            Ok(())
+        };
+        run("SAVEPOINT plinth_sp")?;
         match f(self) {
             Ok(v) => {
-                self.conn()
-                    .execute_batch("RELEASE plinth_sp")
-                    .map_err(StorageError::from)?;
+                run("RELEASE plinth_sp")?;
                 Ok(v)
             }
             Err(e) => {
                 // Savepoints nest by name: this undoes the innermost one.
-                self.conn()
-                    .execute_batch("ROLLBACK TO plinth_sp; RELEASE plinth_sp")
-                    .map_err(StorageError::from)?;
+                run("ROLLBACK TO plinth_sp")?;
+                run("RELEASE plinth_sp")?;
                 Err(e)
             }
         }
@@ -184,6 +184,8 @@ pub struct Db {
 
 struct DbInner {
     writer: Arc<parking_lot::Mutex<Connection>>,
+    /// Queue of the writer thread (see [`Db::write`]).
+    jobs: std::sync::mpsc::Sender<WriteJob>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     path: PathBuf,
 }
@@ -233,6 +235,7 @@ impl Db {
         Ok(Db {
             inner: Arc::new(DbInner {
                 writer: Arc::new(parking_lot::Mutex::new(writer)),
+                jobs: start_writer_thread()?,
                 readers,
                 path,
             }),
@@ -277,9 +280,17 @@ impl Db {
         E: From<StorageError> + Send + 'static,
     {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.write_blocking(f))
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job: WriteJob = Box::new(move || {
+            let _ = done.send(db.write_blocking(f));
+        });
+        self.inner
+            .jobs
+            .send(job)
+            .map_err(|_| E::from(StorageError::Task("the writer thread is gone".into())))?;
+        answer
             .await
-            .map_err(|e| E::from(StorageError::Task(e.to_string())))?
+            .map_err(|_| E::from(StorageError::Task("a write panicked".into())))?
     }
 
     /// [`Db::read`] for callers already on a blocking thread.
@@ -336,6 +347,33 @@ impl Db {
         })
         .await
     }
+}
+
+/// A write transaction queued for the writer thread.
+type WriteJob = Box<dyn FnOnce() + Send>;
+
+/// Stack of the writer thread: write routes run scripts (and nested hooks) on it.
+const WRITER_STACK: usize = 16 << 20;
+
+/// The thread that runs every async write, one after another. Writers
+/// queue here instead of each parking a blocking thread on the writer lock:
+/// under load the lock would hand over between dozens of threads, and the
+/// context switches cost more than the writes themselves.
+fn start_writer_thread() -> Result<std::sync::mpsc::Sender<WriteJob>, StorageError> {
+    let (jobs, queue) = std::sync::mpsc::channel::<WriteJob>();
+    std::thread::Builder::new()
+        .name("plinth-writer".into())
+        .stack_size(WRITER_STACK)
+        .spawn(move || {
+            // Ends when the last `Db` handle (and so the sender) is dropped.
+            while let Ok(job) = queue.recv() {
+                // A panicking write rolled back (its guard dropped); the
+                // waiting request sees its channel closed and answers 500.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
+        })
+        .map_err(|e| StorageError::Task(format!("cannot start the writer thread: {e}")))?;
+    Ok(jobs)
 }
 
 /// SQL functions plinth's statements use: `plinth_fold(text)` lower-cases

@@ -179,6 +179,9 @@ pub struct EntitySchema {
     pub indexes: Vec<Vec<String>>,
     /// Declared fields, in manifest order.
     pub fields: Vec<FieldSpec>,
+    /// Its table shape and statements, built on first use
+    /// (`plugins::records::shape`).
+    pub shape: std::sync::OnceLock<crate::storage::TableShape>,
 }
 
 impl EntitySchema {

@@ -243,7 +243,7 @@ fn register_db(engine: &mut Engine) {
             let entity = text_arg("ctx.db.insert", "entity", &entity)?;
             let fields = json_arg("ctx.db.insert", "fields", &fields)?;
             with_host(d.frame, |h| {
-                h.insert(&entity, &fields).map(|v| to_dynamic(&v))
+                h.insert(&entity, fields).map(|v| to_dynamic(&v))
             })
         },
     );
@@ -254,7 +254,7 @@ fn register_db(engine: &mut Engine) {
             let id = text_arg("ctx.db.update", "id", &id)?;
             let changes = json_arg("ctx.db.update", "changes", &changes)?;
             with_host(d.frame, |h| {
-                h.update(&entity, &id, &changes).map(|v| to_dynamic(&v))
+                h.update(&entity, &id, changes).map(|v| to_dynamic(&v))
             })
         },
     );

@@ -654,6 +654,7 @@ impl Cx<'_> {
                 permissions,
                 indexes,
                 fields,
+                shape: std::sync::OnceLock::new(),
             });
         }
         for (target, span, key) in ref_checks {
