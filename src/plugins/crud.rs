@@ -81,7 +81,7 @@ pub fn update(
     if !version.scripts.has_hooks(&e.name) {
         return update_tx(w.tx, m, e, w.tenant_id, id, &changes);
     }
-    let Some(old) = w.tx.entity_get(&shape(e), w.tenant_id, id)? else {
+    let Some(old) = w.tx.entity_get(shape(e), w.tenant_id, id)? else {
         return Ok(None);
     };
     let changes = hooks::before(
@@ -118,7 +118,7 @@ pub fn delete(
     if !version.scripts.has_hooks(&e.name) {
         return delete_tx(w.tx, m, e, w.tenant_id, id);
     }
-    let Some(record) = w.tx.entity_get(&shape(e), w.tenant_id, id)? else {
+    let Some(record) = w.tx.entity_get(shape(e), w.tenant_id, id)? else {
         return Ok(false);
     };
     hooks::notify(
@@ -270,7 +270,7 @@ pub fn insert_tx(
     let id = uuid::Uuid::now_v7().to_string();
     let sql: Vec<(String, SqlValue)> = values.into_iter().map(|(n, s, _)| (n, s)).collect();
     tx.entity_insert(&entity.table, tenant_id, &id, user_id, &now_rfc3339(), &sql)?;
-    tx.entity_get(&shape(entity), tenant_id, &id)?
+    tx.entity_get(shape(entity), tenant_id, &id)?
         .ok_or_else(|| not_found(&entity.name))
 }
 
@@ -285,14 +285,14 @@ pub fn update_tx(
 ) -> Result<Option<Map<String, Value>>, PluginError> {
     let (values, errors) = validate_update(entity, body);
     let table = shape(entity);
-    if tx.entity_get(&table, tenant_id, id)?.is_none() {
+    if tx.entity_get(table, tenant_id, id)?.is_none() {
         return Ok(None);
     }
     check_refs(tx, manifest, entity, tenant_id, &values, errors)?;
     check_unique(tx, entity, tenant_id, &values, Some(id))?;
     let sql: Vec<(String, SqlValue)> = values.into_iter().map(|(n, s, _)| (n, s)).collect();
     tx.entity_update(&entity.table, tenant_id, id, &now_rfc3339(), &sql)?;
-    Ok(tx.entity_get(&table, tenant_id, id)?)
+    Ok(tx.entity_get(table, tenant_id, id)?)
 }
 
 /// Delete a row unless another row of the plugin references it; false if
@@ -304,7 +304,7 @@ pub fn delete_tx(
     tenant_id: &str,
     id: &str,
 ) -> Result<bool, PluginError> {
-    if tx.entity_get(&shape(entity), tenant_id, id)?.is_none() {
+    if tx.entity_get(shape(entity), tenant_id, id)?.is_none() {
         return Ok(false);
     }
     let key = SqlValue::Text(id.to_owned());
@@ -415,7 +415,7 @@ impl Plugins {
                 .read(move |tx| {
                     ensure_installed(tx, &tenant, &version.manifest.name)?;
                     let e = &version.manifest.entities[index];
-                    Ok::<_, PluginError>(tx.entity_list(&records::shape(e), &tenant, &spec)?)
+                    Ok::<_, PluginError>(tx.entity_list(records::shape(e), &tenant, &spec)?)
                 })
                 .await?;
             Ok(json!({"items": items, "total": total, "limit": limit, "offset": offset}))
@@ -440,7 +440,7 @@ impl Plugins {
                 .read(move |tx| {
                     ensure_installed(tx, &tenant, &version.manifest.name)?;
                     let e = &version.manifest.entities[index];
-                    tx.entity_get(&records::shape(e), &tenant, &id)?
+                    tx.entity_get(records::shape(e), &tenant, &id)?
                         .ok_or_else(|| not_found(&e.name))
                 })
                 .await

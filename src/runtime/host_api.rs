@@ -262,7 +262,7 @@ impl<'a> Host<'a> {
         let row = self
             .inv
             .tx
-            .entity_get(&records::shape(e), &self.inv.tenant_id, id)
+            .entity_get(records::shape(e), &self.inv.tenant_id, id)
             .map_err(|err| HostError::End(err.into()))?;
         Ok(row.map_or(Value::Null, Value::Object))
     }
@@ -357,7 +357,7 @@ impl<'a> Host<'a> {
         let (rows, _) = self
             .inv
             .tx
-            .entity_list(&records::shape(e), &self.inv.tenant_id, &spec)
+            .entity_list(records::shape(e), &self.inv.tenant_id, &spec)
             .map_err(|err| HostError::End(err.into()))?;
         if !explicit_limit && rows.len() > cap {
             return Err(self.limit(format!(
@@ -394,7 +394,7 @@ impl<'a> Host<'a> {
         let (_, total) = self
             .inv
             .tx
-            .entity_list(&records::shape(e), &self.inv.tenant_id, &spec)
+            .entity_list(records::shape(e), &self.inv.tenant_id, &spec)
             .map_err(|err| HostError::End(err.into()))?;
         Ok(i64::try_from(total.unwrap_or(0)).unwrap_or(i64::MAX))
     }

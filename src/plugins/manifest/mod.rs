@@ -308,7 +308,9 @@ impl Manifest {
     /// and percent-decoded, below `/api/{plugin}`); literal segments win
     /// over parameters.
     pub fn match_route(&self, method: &str, segments: &[&str]) -> RouteMatch {
-        let mut best: Option<(usize, usize, Vec<(String, String)>)> = None;
+        // (route index, number of parameters, bound parameters)
+        type Candidate = (usize, usize, Vec<(String, String)>);
+        let mut best: Option<Candidate> = None;
         let mut others = Vec::new();
         for (index, route) in self.routes.iter().enumerate() {
             let Some(params) = bind(route, segments) else {
