@@ -887,6 +887,32 @@ mod tests {
     }
 
     #[test]
+    fn script_limits_are_settings_and_bad_ones_name_themselves() {
+        let env = env_of(&[
+            ("PLINTH_SCRIPT_TIMEOUT", "500ms"),
+            ("PLINTH_SCRIPT_MAX_OPERATIONS", "5_000"),
+            ("PLINTH_SCRIPT_MAX_STRING", "64KiB"),
+        ]);
+        let c = Config::resolve(&Flags::default(), &env).expect("valid limits");
+        assert_eq!(c.script_limits.timeout, Duration::from_millis(500));
+        assert_eq!(c.script_limits.max_operations, 5_000);
+        assert_eq!(c.script_limits.max_string, 64 << 10);
+        assert_eq!(c.script_limits.max_rows, 10_000, "default");
+        for (key, value) in [
+            ("PLINTH_SCRIPT_MAX_ROWS", "0"),
+            ("PLINTH_SCRIPT_MAX_CALL_DEPTH", "deep"),
+            ("PLINTH_SCRIPT_TIMEOUT", "0ms"),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] =
+                Box::leak(vec![(key, value)].into_boxed_slice());
+            let err = Config::resolve(&Flags::default(), &env_of(pairs))
+                .expect_err(key)
+                .to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
     fn malformed_admin_email_is_refused() {
         let env = env_of(&[("PLINTH_ADMIN_EMAIL", "not-an-address")]);
         let err = Config::resolve(&Flags::default(), &env)

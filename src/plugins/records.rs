@@ -553,6 +553,45 @@ mod tests {
     }
 
     #[test]
+    fn script_where_maps_parse_like_list_queries() {
+        let e = item();
+        let conditions: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "quantity": {"lt": 5, "gte": 1},
+            "status": {"in": ["active", "discontinued"]},
+            "name": "Bolt",
+            "price": null,
+            "supplier": {"null": false}
+        }))
+        .expect("map");
+        let filters = parse_where(&e, &conditions).expect("valid");
+        assert_eq!(filters.len(), 6);
+        let in_filter = filters.iter().find(|f| f.op == FilterOp::In).expect("in");
+        assert_eq!(in_filter.values.len(), 2);
+        assert!(filters.iter().any(|f| f.op == FilterOp::Null(true)));
+        let bad: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "colour": "red",
+            "tenant_id": "x",
+            "quantity": {"approx": 3},
+            "status": ["active"],
+            "price": {"in": "cheap"},
+            "tags": {"eq": 1}
+        }))
+        .expect("map");
+        let errors = parse_where(&e, &bad).expect_err("all bad");
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "colour",
+            "tenant_id",
+            "quantity.approx",
+            "status",
+            "price",
+            "tags",
+        ] {
+            assert!(fields.contains(&f), "{f} in {errors:?}");
+        }
+    }
+
+    #[test]
     fn list_query_parses_operators_and_refuses_unknowns() {
         let e = item();
         let spec = parse_list_query(&e, Some("quantity[lt]=5&name[like]=bo_lt&status[in]=active,discontinued&price[null]=true&sort=name,-quantity&limit=20&offset=40&total=false")).expect("valid");

@@ -361,3 +361,63 @@ fn check_value_enforces_types_and_constraints() {
         Ok(serde_json::json!(2.0))
     );
 }
+
+#[test]
+fn routes_match_by_method_and_path() {
+    let text = r#"
+name = "shop"
+version = "1.0.0"
+
+[permissions]
+SHOP_USE = "Use"
+
+[[routes]]
+method = "GET"
+path = "/orders/{id}/lines"
+permission = "SHOP_USE"
+script = "a.rhai"
+
+[[routes]]
+method = "GET"
+path = "/orders/open"
+permission = "SHOP_USE"
+script = "b.rhai"
+
+[[routes]]
+method = "POST"
+path = "/orders/{id}/lines"
+permission = "SHOP_USE"
+script = "c.rhai"
+"#;
+    let m = parse("shop.toml", Some("shop"), text).expect("valid");
+    assert_eq!(
+        m.match_route("GET", &["orders", "42", "lines"]),
+        RouteMatch::Found {
+            index: 0,
+            params: vec![("id".into(), "42".into())]
+        }
+    );
+    assert_eq!(
+        m.match_route("GET", &["orders", "open"]),
+        RouteMatch::Found {
+            index: 1,
+            params: vec![]
+        }
+    );
+    assert_eq!(
+        m.match_route("POST", &["orders", "7", "lines"]),
+        RouteMatch::Found {
+            index: 2,
+            params: vec![("id".into(), "7".into())]
+        }
+    );
+    assert_eq!(
+        m.match_route("DELETE", &["orders", "7", "lines"]),
+        RouteMatch::OtherMethods(vec!["GET", "POST"])
+    );
+    assert_eq!(m.match_route("GET", &["orders", "7"]), RouteMatch::None);
+    assert_eq!(
+        m.match_route("GET", &["orders", "7", "lines", "x"]),
+        RouteMatch::None
+    );
+}
