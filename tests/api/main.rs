@@ -13,6 +13,7 @@ mod isolation;
 mod lifecycle;
 mod plugins;
 mod roles;
+mod scripting;
 mod tenants;
 mod tokens;
 mod users;

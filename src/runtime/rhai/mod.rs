@@ -129,6 +129,25 @@ impl RhaiRuntime {
                 None
             }
         });
+        // Rhai checks a map's size when it is assigned as a whole, but not
+        // when `m[key] = v` adds a key to it; look at the length of a map
+        // or array each time a script reaches for the variable holding it,
+        // so growth by assignment in a loop stops at the limit too.
+        let max_items = limits.max_collection;
+        // `on_var` is marked deprecated only as "volatile API" by Rhai.
+        #[allow(deprecated)]
+        engine.on_var(move |name, _, context| {
+            if let Some(value) = context.scope().get(name)
+                && let Some(what) = over_items(value, max_items)
+            {
+                return Err(EvalAltResult::ErrorDataTooLarge(
+                    what.to_owned(),
+                    rhai::Position::NONE,
+                )
+                .into());
+            }
+            Ok(None)
+        });
         bindings::register(&mut engine);
         RhaiRuntime {
             engine,
@@ -233,6 +252,26 @@ fn message_of(err: &EvalAltResult) -> String {
 /// Turn a failed call into the request's failure: a pending failure set by
 /// the host API first (ctx.fail, ctx.require, limits, failing hooks), then
 /// an uncaught refused write, then Rhai's own errors by kind.
+/// Whether a map or array holds more than `max` items (top level only:
+/// nested growth is bounded by the operations limit).
+fn over_items(value: &Dynamic, max: usize) -> Option<&'static str> {
+    if max == 0 {
+        None
+    } else if value.is_map() {
+        value
+            .read_lock::<rhai::Map>()
+            .is_some_and(|m| m.len() > max)
+            .then_some("Size of object map")
+    } else if value.is_array() {
+        value
+            .read_lock::<rhai::Array>()
+            .is_some_and(|a| a.len() > max)
+            .then_some("Size of array")
+    } else {
+        None
+    }
+}
+
 fn classify(inv: &Invocation, plugin: &str, file: &str, err: &EvalAltResult) -> PluginError {
     if let Some(pending) = inv.pending.borrow_mut().take() {
         return pending;
