@@ -16,7 +16,9 @@ use crate::auth::token::{TokenKeys, random_hex};
 use crate::config::Config;
 use crate::http::{self, AppState, Services};
 use crate::plugins::loader::{self, LoadReport};
+use crate::plugins::reload::{ReloadRequest, Reloader};
 use crate::plugins::{Plugins, Registry};
+use crate::runtime::watcher::Change;
 use crate::storage::{Db, StorageError, migrations};
 
 /// How long in-flight requests may take to finish after shutdown begins.
@@ -44,6 +46,25 @@ pub enum StartError {
 /// A built application, ready to serve.
 pub struct App {
     state: AppState,
+    config: Config,
+    reloads: ReloadHandle,
+    reload_rx: std::sync::mpsc::Receiver<ReloadRequest>,
+}
+
+/// Asks the running server to reload its plugins (`SIGHUP`, the watcher);
+/// cheap to clone. Requests made before [`App::serve`] starts wait for it.
+#[derive(Clone)]
+pub struct ReloadHandle(std::sync::mpsc::Sender<ReloadRequest>);
+
+impl ReloadHandle {
+    /// Reload every plugin (new and deleted manifests too), as `SIGHUP` does.
+    pub fn reload_all(&self) {
+        let _ = self.0.send(ReloadRequest::All { force: true });
+    }
+
+    fn send(&self, request: ReloadRequest) {
+        let _ = self.0.send(request);
+    }
 }
 
 impl App {
@@ -86,7 +107,18 @@ impl App {
             metrics: Arc::default(),
         });
         state.ready.store(true, Ordering::Release);
-        Ok(App { state })
+        let (tx, reload_rx) = std::sync::mpsc::channel();
+        Ok(App {
+            state,
+            config: config.clone(),
+            reloads: ReloadHandle(tx),
+            reload_rx,
+        })
+    }
+
+    /// A handle to ask for reloads while the server runs.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.reloads.clone()
     }
 
     /// The router (for tests that drive it without a socket).
@@ -107,6 +139,13 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = self.router();
+        let App {
+            state,
+            config,
+            reloads,
+            reload_rx,
+        } = self;
+        let _reloading = start_reloading(&state, &config, reloads, reload_rx)?;
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signalled = async move {
             shutdown.await;
@@ -130,6 +169,86 @@ impl App {
             }
         }
     }
+}
+
+/// The reload thread (and the folder watch feeding it) of a serving app;
+/// dropping it stops both.
+struct Reloading {
+    reloads: ReloadHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _watch: Option<crate::runtime::watcher::FolderWatch>,
+}
+
+impl Drop for Reloading {
+    fn drop(&mut self) {
+        self.reloads.send(ReloadRequest::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Stack of the reload thread (compiling deeply nested scripts recurses).
+const RELOAD_STACK: usize = 16 << 20;
+
+/// Start the reload thread on `rx`, and the folder watcher feeding it
+/// unless watching is off.
+fn start_reloading(
+    state: &AppState,
+    config: &Config,
+    reloads: ReloadHandle,
+    rx: std::sync::mpsc::Receiver<ReloadRequest>,
+) -> std::io::Result<Reloading> {
+    let accounts = state.accounts.clone();
+    let registry = state.plugins.registry().clone();
+    let reloader = Reloader::new(
+        state.db.clone(),
+        config.clone(),
+        registry,
+        Arc::new(move || accounts.invalidate_principals()),
+    );
+    let thread = std::thread::Builder::new()
+        .name("plinth-reload".to_owned())
+        .stack_size(RELOAD_STACK)
+        .spawn(move || reloader.run(&rx))?;
+    let watch = if config.watch {
+        let folders = vec![config.manifests_dir.clone(), config.scripts_dir.clone()];
+        let (to_reload, watch_config) = (reloads.clone(), config.clone());
+        let started = crate::runtime::watcher::watch(&folders, move |change| {
+            let request = match change {
+                Change::Rescan => ReloadRequest::All { force: false },
+                Change::Paths(paths) => {
+                    let names: std::collections::BTreeSet<String> = paths
+                        .iter()
+                        .filter_map(|p| crate::plugins::reload::plugin_of(&watch_config, p))
+                        .collect();
+                    if names.is_empty() {
+                        return;
+                    }
+                    ReloadRequest::Plugins(names)
+                }
+            };
+            to_reload.send(request);
+        });
+        match started {
+            Ok(watch) => {
+                tracing::info!("watching plugin folders for changes");
+                Some(watch)
+            }
+            Err(e) => {
+                tracing::warn!("plugin folders are not watched: {e}");
+                None
+            }
+        }
+    } else {
+        tracing::info!("watching plugin folders is off (SIGHUP reloads)");
+        None
+    };
+    Ok(Reloading {
+        reloads,
+        thread: Some(thread),
+        _watch: watch,
+    })
 }
 
 /// The services over one data dir, ready for the server or a CLI command.

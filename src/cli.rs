@@ -274,6 +274,22 @@ async fn serve_command(config: Config) -> anyhow::Result<()> {
     let app = App::build(&config).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "plinth listening on http://{addr}");
+    #[cfg(unix)]
+    {
+        // SIGHUP reloads every plugin by hand (also with watching off).
+        let reloads = app.reload_handle();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading plugins");
+                        reloads.reload_all();
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("cannot listen for SIGHUP: {e}"),
+        }
+    }
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("plinth stopped");
     Ok(())

@@ -118,30 +118,52 @@ pub fn read_migrations(
 /// A checked plugin: its manifest and migrations, or every error found.
 pub type Checked = Result<(Manifest, Vec<PluginMigration>), Vec<String>>;
 
+/// Read one manifest and its migrations; its tables must not be among
+/// `taken` (table, owning plugin) of other plugins. No database involved.
+pub fn check_one(config: &Config, path: &Path, taken: &[(String, String)]) -> Checked {
+    let m = read_manifest(path)?;
+    let migrations = read_migrations(&config.scripts_dir, &m.name)?;
+    let clashes: Vec<String> = m
+        .entities
+        .iter()
+        .filter_map(|e| {
+            taken
+                .iter()
+                .find(|(t, owner)| *t == e.table && *owner != m.name)
+                .map(|(_, owner)| {
+                    format!(
+                        "{}: entities.{}: table {} is already used by plugin {owner}",
+                        display_path(path),
+                        e.name,
+                        e.table
+                    )
+                })
+        })
+        .collect();
+    if clashes.is_empty() {
+        Ok((m, migrations))
+    } else {
+        Err(clashes)
+    }
+}
+
+/// The tables of a manifest, as (table, plugin) pairs for [`check_one`].
+pub fn tables_of(manifest: &Manifest) -> impl Iterator<Item = (String, String)> + '_ {
+    manifest
+        .entities
+        .iter()
+        .map(|e| (e.table.clone(), manifest.name.clone()))
+}
+
 /// Read every manifest (and its migrations); no database involved.
 pub fn check_all(config: &Config) -> Vec<(PathBuf, Checked)> {
     let mut out = Vec::new();
-    let mut tables: Vec<(String, String)> = Vec::new();
+    let mut taken: Vec<(String, String)> = Vec::new();
     for path in discover(config) {
-        let result = read_manifest(&path).and_then(|m| {
-            let migrations = read_migrations(&config.scripts_dir, &m.name)?;
-            let mut clashes = Vec::new();
-            for e in &m.entities {
-                if let Some((other, _)) = tables.iter().find(|(_, t)| *t == e.table) {
-                    clashes.push(format!(
-                        "{}: entities.{}: table {} is already used by plugin {other}",
-                        display_path(&path),
-                        e.name,
-                        e.table
-                    ));
-                }
-            }
-            if !clashes.is_empty() {
-                return Err(clashes);
-            }
-            tables.extend(m.entities.iter().map(|e| (m.name.clone(), e.table.clone())));
-            Ok((m, migrations))
-        });
+        let result = check_one(config, &path, &taken);
+        if let Ok((m, _)) = &result {
+            taken.extend(tables_of(m));
+        }
         out.push((path, result));
     }
     out
@@ -161,83 +183,89 @@ fn sync_permissions(tx: &Tx<'_>, manifest: &Manifest) -> Result<(), StorageError
     Ok(())
 }
 
+/// Build a complete plugin version from `path` and bring the database to
+/// it in one transaction: manifest read and validated, every script
+/// compiled, then schema changes, permissions and new grants. Anything
+/// refused leaves the database as it was.
+pub fn build_version(
+    db: &Db,
+    config: &Config,
+    runtime: &crate::runtime::Runtime,
+    path: &Path,
+    taken: &[(String, String)],
+) -> Result<Arc<PluginVersion>, Refusal> {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("?")
+        .to_owned();
+    let file = display_path(path);
+    let refuse = |errors: Vec<String>| {
+        for e in &errors {
+            tracing::error!(plugin = %stem, "plugin refused: {e}");
+        }
+        Refusal {
+            plugin: stem.clone(),
+            at: now_rfc3339(),
+            errors,
+        }
+    };
+    let (manifest, migrations) = check_one(config, path, taken).map_err(&refuse)?;
+    let scripts = crate::runtime::compile_plugin(runtime, &manifest, &file, &config.scripts_dir)
+        .map_err(&refuse)?;
+    let synced = db.write_blocking(|tx| -> Result<schema::SyncReport, SchemaError> {
+        let r = schema::sync(tx, &manifest, &migrations)?;
+        sync_permissions(tx, &manifest)?;
+        // New grants reach the tenants that have the plugin installed
+        // (once each: revoked grants stay revoked).
+        for tenant in tx.tenant_ids()? {
+            let installed =
+                install::status(tx, &tenant, &manifest.name).is_ok_and(|s| s == install::INSTALLED);
+            if installed {
+                install::seed_grants(tx, &tenant, &manifest).map_err(|e| match e {
+                    PluginError::Storage(s) => SchemaError::Storage(s),
+                    other => SchemaError::Refused(vec![other.to_string()]),
+                })?;
+            }
+        }
+        Ok(r)
+    });
+    match synced {
+        Ok(r) => {
+            for m in &r.migrations {
+                tracing::info!(plugin = %manifest.name, "applied plugin migration {m}");
+            }
+            tracing::info!(plugin = %manifest.name, version = %manifest.version, "plugin loaded");
+            Ok(Arc::new(PluginVersion {
+                manifest,
+                scripts,
+                file,
+                loaded_at: now_rfc3339(),
+            }))
+        }
+        Err(SchemaError::Refused(reasons)) => Err(refuse(
+            reasons
+                .into_iter()
+                .map(|r| format!("{file}: {r}"))
+                .collect(),
+        )),
+        Err(SchemaError::Storage(s)) => Err(refuse(vec![format!("{file}: {s}")])),
+    }
+}
+
 /// Load every plugin into the database (schema + permissions), blocking.
 /// A plugin whose scripts do not compile is refused before its schema is
 /// touched.
 pub fn load_all(db: &Db, config: &Config, runtime: &crate::runtime::Runtime) -> LoadReport {
     let mut report = LoadReport::default();
-    for (path, checked) in check_all(config) {
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("?")
-            .to_owned();
-        let file = display_path(&path);
-        let compiled = checked.and_then(|(manifest, migrations)| {
-            crate::runtime::compile_plugin(runtime, &manifest, &file, &config.scripts_dir)
-                .map(|scripts| (manifest, migrations, scripts))
-        });
-        let (manifest, migrations, scripts) = match compiled {
-            Ok(ok) => ok,
-            Err(errors) => {
-                for e in &errors {
-                    tracing::error!(plugin = %stem, "plugin refused: {e}");
-                }
-                report.refused.push(Refusal {
-                    plugin: stem,
-                    at: now_rfc3339(),
-                    errors,
-                });
-                continue;
+    let mut taken: Vec<(String, String)> = Vec::new();
+    for path in discover(config) {
+        match build_version(db, config, runtime, &path, &taken) {
+            Ok(version) => {
+                taken.extend(tables_of(&version.manifest));
+                report.loaded.push(version);
             }
-        };
-        let synced = db.write_blocking(|tx| -> Result<schema::SyncReport, SchemaError> {
-            let r = schema::sync(tx, &manifest, &migrations)?;
-            sync_permissions(tx, &manifest)?;
-            // New grants reach the tenants that have the plugin installed
-            // (once each: revoked grants stay revoked).
-            for tenant in tx.tenant_ids()? {
-                let installed = install::status(tx, &tenant, &manifest.name)
-                    .is_ok_and(|s| s == install::INSTALLED);
-                if installed {
-                    install::seed_grants(tx, &tenant, &manifest).map_err(|e| match e {
-                        PluginError::Storage(s) => SchemaError::Storage(s),
-                        other => SchemaError::Refused(vec![other.to_string()]),
-                    })?;
-                }
-            }
-            Ok(r)
-        });
-        match synced {
-            Ok(r) => {
-                for m in &r.migrations {
-                    tracing::info!(plugin = %manifest.name, "applied plugin migration {m}");
-                }
-                tracing::info!(plugin = %manifest.name, version = %manifest.version, "plugin loaded");
-                report.loaded.push(Arc::new(PluginVersion {
-                    manifest,
-                    scripts,
-                    file,
-                    loaded_at: now_rfc3339(),
-                }));
-            }
-            Err(e) => {
-                let errors: Vec<String> = match e {
-                    SchemaError::Refused(reasons) => reasons
-                        .into_iter()
-                        .map(|r| format!("{file}: {r}"))
-                        .collect(),
-                    SchemaError::Storage(s) => vec![format!("{file}: {s}")],
-                };
-                for e in &errors {
-                    tracing::error!(plugin = %stem, "plugin refused: {e}");
-                }
-                report.refused.push(Refusal {
-                    plugin: stem,
-                    at: now_rfc3339(),
-                    errors,
-                });
-            }
+            Err(refusal) => report.refused.push(refusal),
         }
     }
     // Permissions of plugins that are no longer loaded are retired.
@@ -246,6 +274,12 @@ pub fn load_all(db: &Db, config: &Config, runtime: &crate::runtime::Runtime) -> 
         .iter()
         .map(|p| p.manifest.name.clone())
         .collect();
+    retire_unloaded(db, &loaded);
+    report
+}
+
+/// Retire the permissions of every plugin not in `loaded`.
+pub fn retire_unloaded(db: &Db, loaded: &[String]) {
     let retired = db.write_blocking(|tx| -> Result<(), StorageError> {
         for p in tx.list_permissions(false)? {
             if p.source != "core" && !loaded.contains(&p.source) {
@@ -257,5 +291,4 @@ pub fn load_all(db: &Db, config: &Config, runtime: &crate::runtime::Runtime) -> 
     if let Err(e) = retired {
         tracing::error!("cannot retire permissions of unloaded plugins: {e}");
     }
-    report
 }

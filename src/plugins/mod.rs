@@ -9,6 +9,7 @@ pub mod loader;
 pub mod manifest;
 pub mod records;
 pub mod registry;
+pub mod reload;
 mod routes;
 pub mod schema;
 mod service;

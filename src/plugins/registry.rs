@@ -36,7 +36,78 @@ pub struct Refusal {
     pub errors: Vec<String>,
 }
 
-type Snapshot = BTreeMap<String, Arc<PluginVersion>>;
+impl Refusal {
+    /// The reload status this refusal stands for (its first problem).
+    pub fn status(&self) -> ReloadStatus {
+        ReloadStatus {
+            at: self.at.clone(),
+            error: Some(
+                self.errors
+                    .first()
+                    .map(|e| Located::parse(e))
+                    .unwrap_or_else(|| Located::parse("refused")),
+            ),
+        }
+    }
+}
+
+/// Every loaded plugin by name, as one request sees them.
+pub type Snapshot = BTreeMap<String, Arc<PluginVersion>>;
+
+/// Where a load problem is: a manifest, a script or a migration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// The file as shown in messages.
+    pub file: String,
+    /// 1-based line, where known.
+    pub line: Option<usize>,
+    /// 1-based column, where the parser or compiler gives one.
+    pub column: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Located {
+    /// Split a problem line as the loaders print it —
+    /// `file:line:col: message`, `file:line: message` or `file: message` —
+    /// back into its parts (a 0 line or column means unknown).
+    pub fn parse(text: &str) -> Located {
+        let Some((head, message)) = text.split_once(": ") else {
+            return Located {
+                file: String::new(),
+                line: None,
+                column: None,
+                message: text.to_owned(),
+            };
+        };
+        fn trailing_number(s: &str) -> Option<(&str, usize)> {
+            let (rest, n) = s.rsplit_once(':')?;
+            Some((rest, n.parse().ok()?))
+        }
+        let (file, line, column) = match trailing_number(head) {
+            Some((rest, last)) => match trailing_number(rest) {
+                Some((file, line)) => (file, Some(line), Some(last)),
+                None => (rest, Some(last), None),
+            },
+            None => (head, None, None),
+        };
+        Located {
+            file: file.to_owned(),
+            line: line.filter(|n| *n > 0),
+            column: column.filter(|n| *n > 0),
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// How the last load or reload of a plugin went.
+#[derive(Debug, Clone)]
+pub struct ReloadStatus {
+    /// RFC 3339 time of the attempt.
+    pub at: String,
+    /// The first problem of a refused version; `None` when it loaded.
+    pub error: Option<Located>,
+}
 
 /// Latency samples kept per plugin for p50/p99.
 const SAMPLES: usize = 1024;
@@ -67,6 +138,9 @@ pub struct PluginStats {
     /// Script faults by kind, in [`FaultKind::ALL`] order.
     faults: [AtomicU64; 3],
     last_error: Mutex<Option<LastError>>,
+    /// Loads and reloads that succeeded / were refused.
+    reloads: [AtomicU64; 2],
+    last_reload: Mutex<Option<ReloadStatus>>,
 }
 
 /// A point-in-time view of [`PluginStats`].
@@ -122,6 +196,32 @@ impl PluginStats {
             let i = FaultKind::ALL.iter().position(|x| *x == k).unwrap_or(0);
             (k, self.faults[i].load(Ordering::Relaxed))
         })
+    }
+
+    /// Count a load or reload and keep how it went.
+    pub fn record_reload(&self, status: ReloadStatus) {
+        let i = usize::from(status.error.is_some());
+        self.reloads[i].fetch_add(1, Ordering::Relaxed);
+        *self
+            .last_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(status);
+    }
+
+    /// How the last load or reload went.
+    pub fn last_reload(&self) -> Option<ReloadStatus> {
+        self.last_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// (succeeded, refused) loads and reloads.
+    pub fn reloads(&self) -> (u64, u64) {
+        (
+            self.reloads[0].load(Ordering::Relaxed),
+            self.reloads[1].load(Ordering::Relaxed),
+        )
     }
 
     /// The last script fault.
@@ -219,8 +319,17 @@ impl Registry {
         self.refused.load_full()
     }
 
-    /// Replace the whole set.
+    /// Replace the whole set (start-up), counting each as a load.
     pub fn replace(&self, loaded: Vec<Arc<PluginVersion>>, refused: Vec<Refusal>) {
+        for p in &loaded {
+            self.stats(&p.manifest.name).record_reload(ReloadStatus {
+                at: p.loaded_at.clone(),
+                error: None,
+            });
+        }
+        for r in &refused {
+            self.stats(&r.plugin).record_reload(r.status());
+        }
         self.loaded.store(Arc::new(
             loaded
                 .into_iter()
@@ -230,5 +339,88 @@ impl Registry {
         self.refused.store(Arc::new(
             refused.into_iter().map(|r| (r.plugin.clone(), r)).collect(),
         ));
+    }
+
+    /// Swap in a new version of one plugin (a request that already holds
+    /// the old one keeps it to its end).
+    pub fn swap_in(&self, version: Arc<PluginVersion>) {
+        let name = version.manifest.name.clone();
+        self.stats(&name).record_reload(ReloadStatus {
+            at: version.loaded_at.clone(),
+            error: None,
+        });
+        self.loaded.rcu(|current| {
+            let mut next = Snapshot::clone(current);
+            next.insert(name.clone(), Arc::clone(&version));
+            next
+        });
+        self.refused.rcu(|current| {
+            let mut next = BTreeMap::clone(current);
+            next.remove(&name);
+            next
+        });
+    }
+
+    /// Record a refused version: the loaded one (if any) keeps serving; a
+    /// plugin that has none is listed as refused.
+    pub fn refuse(&self, refusal: Refusal) {
+        self.stats(&refusal.plugin).record_reload(refusal.status());
+        if self.get(&refusal.plugin).is_none() {
+            self.refused.rcu(|current| {
+                let mut next = BTreeMap::clone(current);
+                next.insert(refusal.plugin.clone(), refusal.clone());
+                next
+            });
+        }
+    }
+
+    /// Stop serving a plugin (its manifest is gone); returns whether it
+    /// was loaded.
+    pub fn unload(&self, name: &str) -> bool {
+        let was = self.get(name).is_some();
+        self.loaded.rcu(|current| {
+            let mut next = Snapshot::clone(current);
+            next.remove(name);
+            next
+        });
+        self.refused.rcu(|current| {
+            let mut next = BTreeMap::clone(current);
+            next.remove(name);
+            next
+        });
+        was
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Located;
+
+    #[test]
+    fn located_problem_lines_split_into_file_line_column_and_message() {
+        let l = Located::parse("scripts/inv/a.rhai:3:14: Expecting ';'");
+        assert_eq!(
+            (l.file.as_str(), l.line, l.column, l.message.as_str()),
+            ("scripts/inv/a.rhai", Some(3), Some(14), "Expecting ';'")
+        );
+        let l = Located::parse("m/x.toml:2:0: entities.a: unknown key");
+        assert_eq!((l.line, l.column), (Some(2), None));
+        assert_eq!(l.message, "entities.a: unknown key");
+        let l = Located::parse("m/x.toml:7: bad");
+        assert_eq!(
+            (l.file.as_str(), l.line, l.column),
+            ("m/x.toml", Some(7), None)
+        );
+        let l = Located::parse("m/x.toml: schema change refused: a: b");
+        assert_eq!(
+            (l.file.as_str(), l.line, l.column),
+            ("m/x.toml", None, None)
+        );
+        assert_eq!(l.message, "schema change refused: a: b");
+        let l = Located::parse("no location at all");
+        assert_eq!(
+            (l.file.as_str(), l.message.as_str()),
+            ("", "no location at all")
+        );
     }
 }

@@ -377,13 +377,15 @@ impl Plugins {
         self.settings_of(actor.tenant_id(), name).await
     }
 
-    /// `GET /api/plugins/{name}/health`.
+    /// `GET /api/plugins/{name}/health`: also for a plugin whose manifest
+    /// was refused before any version of it loaded (version and loaded_at
+    /// null, last_reload naming the problem).
     pub fn health(&self, actor: &Principal, name: &str) -> Result<Value, PluginError> {
         require(actor, rbac::PLUGINS_VIEW)?;
-        let plugin = self
-            .registry
-            .get(name)
-            .ok_or_else(|| PluginError::unknown_plugin(name))?;
+        let plugin = self.registry.get(name);
+        if plugin.is_none() && !self.registry.refused().contains_key(name) {
+            return Err(PluginError::unknown_plugin(name));
+        }
         let counters = self.registry.stats(name);
         let stats = counters.snapshot();
         let last_error = counters.last_error().map(|e| {
@@ -401,11 +403,29 @@ impl Plugins {
             .iter()
             .map(|(k, n)| (k.as_str().to_owned(), Value::from(*n)))
             .collect();
+        let last_reload = match counters.last_reload() {
+            Some(status) => {
+                let mut v = serde_json::json!({"at": status.at, "ok": status.error.is_none()});
+                if let Some(e) = status.error {
+                    v["error"] = serde_json::json!({
+                        "file": e.file,
+                        "line": e.line,
+                        "column": e.column,
+                        "message": e.message,
+                    });
+                }
+                v
+            }
+            None => serde_json::json!({
+                "at": plugin.as_ref().map(|p| p.loaded_at.clone()),
+                "ok": plugin.is_some(),
+            }),
+        };
         Ok(serde_json::json!({
-            "name": plugin.manifest.name,
-            "version": plugin.manifest.version,
-            "loaded_at": plugin.loaded_at,
-            "last_reload": {"at": plugin.loaded_at, "ok": true},
+            "name": name,
+            "version": plugin.as_ref().map(|p| p.manifest.version.clone()),
+            "loaded_at": plugin.as_ref().map(|p| p.loaded_at.clone()),
+            "last_reload": last_reload,
             "requests": stats.requests,
             "errors": stats.errors,
             "p50_ms": stats.p50_ms,

@@ -71,6 +71,7 @@ pub(crate) fn call(
         request_id: w.request_id.map(str::to_owned),
         deadline: Instant::now() + w.registry.runtime().limits().timeout,
         registry: w.registry.clone(),
+        plugins: w.registry.all(),
         frames: RefCell::new(Vec::new()),
         hook_depth: Cell::new(0),
         pending: RefCell::new(None),

@@ -211,7 +211,7 @@ impl<'a> Host<'a> {
                             own.manifest.name
                         )));
                     }
-                    let Some(version) = self.inv.registry.get(other) else {
+                    let Some(version) = self.inv.plugins.get(other).cloned() else {
                         return Err(HostError::Script(format!(
                             "{call}: entity \"{name}\": plugin {other} is not loaded"
                         )));

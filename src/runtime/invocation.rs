@@ -16,6 +16,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::auth::Principal;
+use crate::plugins::registry::Snapshot;
 use crate::plugins::{PluginError, PluginVersion, Registry};
 use crate::storage::Tx;
 
@@ -37,8 +38,12 @@ pub(crate) struct Invocation {
     pub request_id: Option<String>,
     /// When the request's script time runs out.
     pub deadline: Instant,
-    /// To reach other plugins (`requires`).
+    /// The runtime and the plugins' counters.
     pub registry: Registry,
+    /// The loaded plugins as they were when the invocation began: another
+    /// plugin reached through `requires` is seen at one version for the
+    /// whole request, even if it reloads meanwhile.
+    pub plugins: Arc<Snapshot>,
     /// Plugin frames; a `ctx` handle names its frame by index.
     pub frames: RefCell<Vec<Frame>>,
     /// Hooks currently running.

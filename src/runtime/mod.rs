@@ -22,6 +22,7 @@ mod invocation;
 pub mod rhai;
 pub mod routes;
 pub mod scripts;
+pub mod watcher;
 
 use std::fmt;
 use std::time::Duration;

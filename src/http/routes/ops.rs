@@ -48,16 +48,19 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "# TYPE plinth_plugin_reloads_total counter
 ",
     );
-    for name in registry.all().keys() {
+    let mut names: Vec<String> = registry.all().keys().cloned().collect();
+    names.extend(registry.refused().keys().cloned());
+    names.sort();
+    names.dedup();
+    for name in &names {
+        let (ok, error) = registry.stats(name).reloads();
         let _ = writeln!(
             out,
-            "plinth_plugin_reloads_total{{plugin=\"{name}\",result=\"ok\"}} 1"
+            "plinth_plugin_reloads_total{{plugin=\"{name}\",result=\"ok\"}} {ok}"
         );
-    }
-    for name in registry.refused().keys() {
         let _ = writeln!(
             out,
-            "plinth_plugin_reloads_total{{plugin=\"{name}\",result=\"error\"}} 1"
+            "plinth_plugin_reloads_total{{plugin=\"{name}\",result=\"error\"}} {error}"
         );
     }
     let pool = state.db.pool_state();
