@@ -10,6 +10,10 @@
 //! array whose every key must be in the answer with an equal value (`"*"`
 //! matches anything). `$prev.field` in a request is the previous answer's
 //! field. Requests are sent as the bootstrap SUPER_ADMIN of tenant `default`.
+//!
+//! A file block after the first request is a live edit: the app of that
+//! example watches its folders, the file is written while it runs, and the
+//! next request is repeated (up to 10 s) until its answer is the one shown.
 
 use std::path::Path;
 
@@ -25,6 +29,9 @@ struct Exchange {
     body: Option<String>,
     status: u16,
     expected: Option<Value>,
+    /// Files to write (live) just before this request, which is then
+    /// repeated until it answers as shown.
+    edits: Vec<(String, String)>,
 }
 
 /// One example: its files and exchanges.
@@ -38,6 +45,7 @@ fn parse(doc: &str) -> Vec<Example> {
     let mut examples: Vec<Example> = Vec::new();
     let mut lines = doc.lines();
     let mut pending: Option<(Method, String, Option<String>)> = None;
+    let mut edits: Vec<(String, String)> = Vec::new();
     while let Some(line) = lines.next() {
         if let Some(name) = line
             .strip_prefix("<!-- example: ")
@@ -69,7 +77,11 @@ fn parse(doc: &str) -> Vec<Example> {
         let text = block.join("\n") + "\n";
         let words: Vec<&str> = info.split_whitespace().collect();
         if let Some(file) = words.iter().find_map(|w| w.strip_prefix("file=")) {
-            example.files.push((file.to_owned(), text));
+            if example.exchanges.is_empty() {
+                example.files.push((file.to_owned(), text));
+            } else {
+                edits.push((file.to_owned(), text));
+            }
         } else if words.first() == Some(&"http") {
             let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
             let (method, path) = first.split_once(' ').expect("METHOD /path");
@@ -92,6 +104,7 @@ fn parse(doc: &str) -> Vec<Example> {
                 body,
                 status: status.parse().expect("status"),
                 expected,
+                edits: std::mem::take(&mut edits),
             });
         }
     }
@@ -138,49 +151,78 @@ async fn run_doc(doc: &str, source: &str) {
             example.name
         );
         let files = example.files.clone();
+        let live = example.exchanges.iter().any(|x| !x.edits.is_empty());
         let app = spawn_app_with(move |config| {
+            config.watch = live;
             for (file, text) in &files {
-                let target = if let Some(rest) = file.strip_prefix("plugin-manifests/") {
-                    config.manifests_dir.join(rest)
-                } else if let Some(rest) = file.strip_prefix("scripts/") {
-                    config.scripts_dir.join(rest)
-                } else {
-                    panic!("example file {file} is neither a manifest nor a script")
-                };
-                std::fs::create_dir_all(target.parent().unwrap_or(Path::new("."))).expect("dir");
-                std::fs::write(&target, text).expect("write example file");
+                write_example_file(config, file, text);
             }
         })
         .await;
         let mut previous = Value::Null;
         for x in &example.exchanges {
-            let path = substitute(&x.path, &previous);
-            let mut rb = app.request(x.method.clone(), &path, Some(&app.root_token));
-            if let Some(body) = &x.body {
-                rb = rb
-                    .header("content-type", "application/json")
-                    .body(substitute(body, &previous));
+            for (file, text) in &x.edits {
+                write_example_file(&app.config, file, text);
             }
-            let (status, answer) = split(rb.send().await.expect("sent")).await;
-            assert_eq!(
-                status,
-                StatusCode::from_u16(x.status).expect("status"),
-                "{source}: example {}: {} {path}: {answer}",
-                example.name,
-                x.method
-            );
-            if let Some(expected) = &x.expected {
-                assert!(
-                    matches(expected, &answer),
-                    "{source}: example {}: {} {path}:\nexpected {expected}\nanswer   {answer}",
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let path = substitute(&x.path, &previous);
+            loop {
+                let mut rb = app.request(x.method.clone(), &path, Some(&app.root_token));
+                if let Some(body) = &x.body {
+                    rb = rb
+                        .header("content-type", "application/json")
+                        .body(substitute(body, &previous));
+                }
+                let (status, answer) = split(rb.send().await.expect("sent")).await;
+                let as_shown = status == StatusCode::from_u16(x.status).expect("status")
+                    && x.expected.as_ref().is_none_or(|e| matches(e, &answer));
+                if !as_shown && !x.edits.is_empty() && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+                assert_eq!(
+                    status,
+                    StatusCode::from_u16(x.status).expect("status"),
+                    "{source}: example {}: {} {path}: {answer}",
                     example.name,
                     x.method
                 );
+                if let Some(expected) = &x.expected {
+                    assert!(
+                        matches(expected, &answer),
+                        "{source}: example {}: {} {path}:\nexpected {expected}\nanswer   {answer}",
+                        example.name,
+                        x.method
+                    );
+                }
+                previous = answer;
+                break;
             }
-            previous = answer;
         }
         app.stop().await;
     }
+}
+
+/// Write an example file into the app's manifests or scripts folder.
+fn write_example_file(config: &plinth::config::Config, file: &str, text: &str) {
+    let target = if let Some(rest) = file.strip_prefix("plugin-manifests/") {
+        config.manifests_dir.join(rest)
+    } else if let Some(rest) = file.strip_prefix("scripts/") {
+        config.scripts_dir.join(rest)
+    } else {
+        panic!("example file {file} is neither a manifest nor a script")
+    };
+    std::fs::create_dir_all(target.parent().unwrap_or(Path::new("."))).expect("dir");
+    std::fs::write(&target, text).expect("write example file");
+}
+
+#[tokio::test]
+async fn the_hot_reload_guide_examples_run_as_written() {
+    run_doc(
+        include_str!("../../sdk-docs/hot-reload.md"),
+        "sdk-docs/hot-reload.md",
+    )
+    .await;
 }
 
 #[tokio::test]
