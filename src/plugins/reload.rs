@@ -99,7 +99,9 @@ impl Reloader {
     /// Carry out one request.
     pub fn reload(&mut self, request: &ReloadRequest) -> ReloadOutcome {
         let (names, force): (BTreeSet<String>, bool) = match request {
-            ReloadRequest::Plugins(names) => (names.clone(), true),
+            // Only a real change rebuilds: an editor's swap file or a
+            // `touch` does not (SIGHUP forces a rebuild).
+            ReloadRequest::Plugins(names) => (names.clone(), false),
             ReloadRequest::All { force } => (self.known(), *force),
             ReloadRequest::Stop => return ReloadOutcome::default(),
         };
@@ -191,8 +193,9 @@ impl Reloader {
             .is_none_or(|active| active.iter().any(|a| a == name))
     }
 
-    /// A hash of the manifest and every file under `scripts/<name>/`
-    /// (names, sizes, contents), to tell a real change from a rescan.
+    /// A hash of the manifest and of the files under `scripts/<name>/`
+    /// that make a version (scripts and migrations: names and contents), to
+    /// tell a real change from a rescan, a `touch` or an editor's swap file.
     fn fingerprint(&self, name: &str) -> u64 {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         let mut files = vec![self.manifest_path(name)];
@@ -208,7 +211,10 @@ impl Reloader {
     }
 }
 
-/// Every file below `dir` (sorted, a bounded depth), for fingerprints.
+/// Extensions of the files under `scripts/<name>/` that belong to a version.
+const VERSION_FILES: &[&str] = &["rhai", "lua", "sql"];
+
+/// The version files below `dir` (sorted, a bounded depth), for fingerprints.
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -220,7 +226,11 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
             if depth < 8 {
                 collect_files(&path, out, depth + 1);
             }
-        } else {
+        } else if path
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| VERSION_FILES.contains(&x))
+        {
             out.push(path);
         }
     }
