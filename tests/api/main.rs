@@ -12,6 +12,7 @@ mod entities;
 mod isolation;
 mod lifecycle;
 mod plugins;
+mod reload;
 mod roles;
 mod scripting;
 mod tenants;
