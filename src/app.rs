@@ -244,6 +244,8 @@ fn start_reloading(
         tracing::info!("watching plugin folders is off (SIGHUP reloads)");
         None
     };
+    // Files saved between loading and watching: one rescan picks them up.
+    reloads.send(ReloadRequest::All { force: false });
     Ok(Reloading {
         reloads,
         thread: Some(thread),

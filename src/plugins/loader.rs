@@ -4,6 +4,7 @@
 //! brings its tables to the manifest and registers its permissions. A
 //! refused plugin is reported and skipped; the others load.
 
+use std::hash::{Hash as _, Hasher as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -200,6 +201,8 @@ pub fn build_version(
         .unwrap_or("?")
         .to_owned();
     let file = display_path(path);
+    // Taken before reading, so a save during the build is seen as a change.
+    let print = fingerprint(config, &stem);
     let refuse = |errors: Vec<String>| {
         for e in &errors {
             tracing::error!(plugin = %stem, "plugin refused: {e}");
@@ -208,6 +211,7 @@ pub fn build_version(
             plugin: stem.clone(),
             at: now_rfc3339(),
             errors,
+            fingerprint: print,
         }
     };
     let (manifest, migrations) = check_one(config, path, taken).map_err(&refuse)?;
@@ -241,6 +245,7 @@ pub fn build_version(
                 scripts,
                 file,
                 loaded_at: now_rfc3339(),
+                fingerprint: print,
             }))
         }
         Err(SchemaError::Refused(reasons)) => Err(refuse(
@@ -290,5 +295,47 @@ pub fn retire_unloaded(db: &Db, loaded: &[String]) {
     });
     if let Err(e) = retired {
         tracing::error!("cannot retire permissions of unloaded plugins: {e}");
+    }
+}
+
+/// A hash of the manifest and of the files under `scripts/<name>/`
+/// that make a version (scripts and migrations: names and contents), to
+/// tell a real change from a rescan, a `touch` or an editor's swap file.
+pub fn fingerprint(config: &Config, name: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut files = vec![config.manifests_dir.join(format!("{name}.toml"))];
+    collect_files(&config.scripts_dir.join(name), &mut files, 0);
+    for file in files {
+        file.hash(&mut hasher);
+        match std::fs::read(&file) {
+            Ok(bytes) => bytes.hash(&mut hasher),
+            Err(_) => 0u8.hash(&mut hasher),
+        }
+    }
+    hasher.finish()
+}
+
+/// Extensions of the files under `scripts/<name>/` that belong to a version.
+const VERSION_FILES: &[&str] = &["rhai", "lua", "sql"];
+
+/// The version files below `dir` (sorted, a bounded depth), for fingerprints.
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            if depth < 8 {
+                collect_files(&path, out, depth + 1);
+            }
+        } else if path
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| VERSION_FILES.contains(&x))
+        {
+            out.push(path);
+        }
     }
 }

@@ -23,6 +23,8 @@ pub struct PluginVersion {
     pub file: String,
     /// RFC 3339 time this version was loaded.
     pub loaded_at: String,
+    /// Hash of the files it was built from ([`super::loader::fingerprint`]).
+    pub fingerprint: u64,
 }
 
 /// Why a plugin is not loaded (shown by `plugin list` and health).
@@ -34,6 +36,8 @@ pub struct Refusal {
     pub at: String,
     /// Each problem, located where possible.
     pub errors: Vec<String>,
+    /// Hash of the files the refused version was built from.
+    pub fingerprint: u64,
 }
 
 impl Refusal {

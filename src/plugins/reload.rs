@@ -10,7 +10,6 @@
 //! and `SIGHUP` feed them through [`Reloader::run`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash as _, Hasher as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
@@ -74,9 +73,13 @@ impl Reloader {
             on_change,
             seen: BTreeMap::new(),
         };
-        for name in reloader.known() {
-            let print = reloader.fingerprint(&name);
-            reloader.seen.insert(name, print);
+        // What each plugin was built from at start; a file saved since then
+        // is picked up by the first rescan.
+        for (name, version) in reloader.registry.all().iter() {
+            reloader.seen.insert(name.clone(), version.fingerprint);
+        }
+        for (name, refusal) in reloader.registry.refused().iter() {
+            reloader.seen.insert(name.clone(), refusal.fingerprint);
         }
         reloader
     }
@@ -193,46 +196,8 @@ impl Reloader {
             .is_none_or(|active| active.iter().any(|a| a == name))
     }
 
-    /// A hash of the manifest and of the files under `scripts/<name>/`
-    /// that make a version (scripts and migrations: names and contents), to
-    /// tell a real change from a rescan, a `touch` or an editor's swap file.
     fn fingerprint(&self, name: &str) -> u64 {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        let mut files = vec![self.manifest_path(name)];
-        collect_files(&self.config.scripts_dir.join(name), &mut files, 0);
-        for file in files {
-            file.hash(&mut hasher);
-            match std::fs::read(&file) {
-                Ok(bytes) => bytes.hash(&mut hasher),
-                Err(_) => 0u8.hash(&mut hasher),
-            }
-        }
-        hasher.finish()
-    }
-}
-
-/// Extensions of the files under `scripts/<name>/` that belong to a version.
-const VERSION_FILES: &[&str] = &["rhai", "lua", "sql"];
-
-/// The version files below `dir` (sorted, a bounded depth), for fingerprints.
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-    paths.sort();
-    for path in paths {
-        if path.is_dir() {
-            if depth < 8 {
-                collect_files(&path, out, depth + 1);
-            }
-        } else if path
-            .extension()
-            .and_then(|x| x.to_str())
-            .is_some_and(|x| VERSION_FILES.contains(&x))
-        {
-            out.push(path);
-        }
+        loader::fingerprint(&self.config, name)
     }
 }
 

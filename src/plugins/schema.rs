@@ -209,6 +209,31 @@ pub fn sync(
         report.migrations.push(m.name.clone());
     }
 
+    // A migration must not take away what the manifest still declares
+    // (saved before the manifest change it belongs to, it would drop a
+    // column that the sync below re-adds empty).
+    if !pending.is_empty() {
+        let mut lost = Vec::new();
+        for entity in &manifest.entities {
+            let Some(before) = previous.entities.get(&entity.name) else {
+                continue;
+            };
+            let columns = tx.table_columns(&entity.table)?.unwrap_or_default();
+            for f in &entity.fields {
+                if before.fields.contains_key(&f.name) && !columns.iter().any(|(c, _)| *c == f.name)
+                {
+                    lost.push(format!(
+                        "entities.{}.fields.{}: a migration drops its column, but the manifest still declares the field (save the manifest change together with its migration)",
+                        entity.name, f.name
+                    ));
+                }
+            }
+        }
+        if !lost.is_empty() {
+            return Err(SchemaError::Refused(lost));
+        }
+    }
+
     let mut problems = Vec::new();
     for entity in &manifest.entities {
         let table = &entity.table;

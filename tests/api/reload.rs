@@ -548,7 +548,6 @@ async fn saving_unchanged_files_or_an_editor_swap_file_does_not_rebuild_the_plug
 }
 
 #[tokio::test]
-#[ignore = "product bug: a file saved after the plugins were loaded at start-up but before the watch began is never loaded (the reloader fingerprints the disk, not what was loaded), until SIGHUP"]
 async fn a_save_between_loading_and_watching_at_start_up_is_not_lost() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(dir.path());
@@ -1003,7 +1002,6 @@ async fn a_removed_field_applies_once_the_plugin_ships_a_migration_for_it() {
 }
 
 #[tokio::test]
-#[ignore = "product bug: a migration saved before its manifest change runs at once against the old manifest; the column is dropped and re-added empty (data lost), and the manifest change is then refused"]
 async fn a_migration_saved_before_its_manifest_change_loses_no_data() {
     let (app, token) = hot_app().await;
     let (status, note) = app
