@@ -162,6 +162,7 @@ impl Config {
                 max_string: r.get(&SCRIPT_MAX_STRING, parse_size)?,
                 max_collection: r.get(&SCRIPT_MAX_ITEMS, parse_count)?,
                 max_rows: r.get(&SCRIPT_MAX_ROWS, parse_count)?,
+                max_memory: r.get(&SCRIPT_MAX_MEMORY, parse_memory)?,
             },
         };
         // Folders of plugins must exist when named explicitly; the defaults
@@ -389,7 +390,15 @@ const SCRIPT_MAX_ROWS: Spec = Spec {
     default: Some("10000"),
 };
 
-const ALL: [&Spec; 21] = [
+const SCRIPT_MAX_MEMORY: Spec = Spec {
+    label: "memory per Lua state",
+    key: "script_max_memory",
+    env: "PLINTH_SCRIPT_MAX_MEMORY",
+    flag: None,
+    default: Some("64MiB"),
+};
+
+const ALL: [&Spec; 22] = [
     &LISTEN,
     &DATA_DIR,
     &MANIFESTS_DIR,
@@ -411,6 +420,7 @@ const ALL: [&Spec; 21] = [
     &SCRIPT_MAX_STRING,
     &SCRIPT_MAX_ITEMS,
     &SCRIPT_MAX_ROWS,
+    &SCRIPT_MAX_MEMORY,
 ];
 
 struct ConfigFile {
@@ -695,6 +705,19 @@ pub fn parse_size(v: &str) -> Result<usize, String> {
     }
 }
 
+/// A Lua state's memory limit: a size of at least 1MiB (the sandbox
+/// itself needs some).
+fn parse_memory(v: &str) -> Result<usize, String> {
+    let bytes = parse_size(v)?;
+    if bytes < 1 << 20 {
+        return Err(format!(
+            "memory limit \"{}\" too small (expected at least 1MiB)",
+            v.trim()
+        ));
+    }
+    Ok(bytes)
+}
+
 fn parse_bool(v: &str) -> Result<bool, String> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -898,8 +921,11 @@ mod tests {
         assert_eq!(c.script_limits.max_operations, 5_000);
         assert_eq!(c.script_limits.max_string, 64 << 10);
         assert_eq!(c.script_limits.max_rows, 10_000, "default");
+        assert_eq!(c.script_limits.max_memory, 64 << 20, "default");
         for (key, value) in [
             ("PLINTH_SCRIPT_MAX_ROWS", "0"),
+            ("PLINTH_SCRIPT_MAX_MEMORY", "64KiB"),
+            ("PLINTH_SCRIPT_MAX_MEMORY", "lots"),
             ("PLINTH_SCRIPT_MAX_CALL_DEPTH", "deep"),
             ("PLINTH_SCRIPT_TIMEOUT", "0ms"),
         ] {

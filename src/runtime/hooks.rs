@@ -47,14 +47,10 @@ pub(crate) fn call(
             inv.hook_depth.set(inv.hook_depth.get() + 1);
         }
         let frame = inv.push_frame(Arc::clone(version));
-        let result = w.registry.runtime().rhai().call(
-            inv,
-            frame,
-            &version.manifest.name,
-            file,
-            function,
-            args,
-        );
+        let result =
+            w.registry
+                .runtime()
+                .call(inv, frame, &version.manifest.name, file, function, args);
         inv.pop_frame();
         if is_hook {
             inv.hook_depth.set(inv.hook_depth.get() - 1);
@@ -75,6 +71,7 @@ pub(crate) fn call(
         frames: RefCell::new(Vec::new()),
         hook_depth: Cell::new(0),
         pending: RefCell::new(None),
+        ending: RefCell::new(None),
         rejected: RefCell::new(None),
         tenant_json: OnceCell::new(),
     });

@@ -50,6 +50,9 @@ pub(crate) struct Invocation {
     pub hook_depth: Cell<usize>,
     /// A failure that ends the request (set before unwinding the script).
     pub pending: RefCell<Option<PluginError>>,
+    /// A sandbox limit that ends the request, where the script was (Lua:
+    /// set by the instruction hook before unwinding).
+    pub ending: RefCell<Option<(super::FaultKind, super::ScriptError)>>,
     /// The last write refused to a script, as the value thrown into it, so
     /// that if it goes uncaught the request answers with that refusal.
     pub rejected: RefCell<Option<(Value, PluginError)>>,

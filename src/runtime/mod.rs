@@ -19,6 +19,7 @@
 pub mod hooks;
 pub mod host_api;
 mod invocation;
+pub mod lua;
 pub mod rhai;
 pub mod routes;
 pub mod scripts;
@@ -70,6 +71,8 @@ pub struct ScriptLimits {
     pub max_collection: usize,
     /// Rows one `ctx.db.find` may return.
     pub max_rows: usize,
+    /// Bytes one Lua state may allocate.
+    pub max_memory: usize,
 }
 
 impl Default for ScriptLimits {
@@ -81,6 +84,7 @@ impl Default for ScriptLimits {
             max_string: 1 << 20,
             max_collection: 100_000,
             max_rows: 10_000,
+            max_memory: 64 << 20,
         }
     }
 }
@@ -186,6 +190,7 @@ impl fmt::Display for ScriptFailure {
 pub struct Runtime {
     limits: ScriptLimits,
     rhai: rhai::RhaiRuntime,
+    lua: lua::LuaRuntime,
 }
 
 impl Runtime {
@@ -194,6 +199,7 @@ impl Runtime {
         Runtime {
             limits,
             rhai: rhai::RhaiRuntime::new(&limits),
+            lua: lua::LuaRuntime::new(&limits),
         }
     }
 
@@ -205,6 +211,29 @@ impl Runtime {
     /// The Rhai runtime.
     pub fn rhai(&self) -> &rhai::RhaiRuntime {
         &self.rhai
+    }
+
+    /// The Lua runtime.
+    pub fn lua(&self) -> &lua::LuaRuntime {
+        &self.lua
+    }
+
+    /// Call `function(ctx, args...)` of a compiled file, in the language it
+    /// is written in, inside `inv` with `ctx` naming `frame`.
+    pub(crate) fn call(
+        &self,
+        inv: &invocation::Invocation,
+        frame: usize,
+        plugin: &str,
+        file: &scripts::ScriptFile,
+        function: &str,
+        args: Vec<serde_json::Value>,
+    ) -> Result<serde_json::Value, crate::plugins::PluginError> {
+        match &file.program {
+            scripts::Program::Rhai(_) => self.rhai.call(inv, frame, plugin, file, function, args),
+            // Lua's `ctx` is always the innermost frame's (`frame`).
+            scripts::Program::Lua(_) => self.lua.call(inv, plugin, file, function, args),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
-//! A plugin version's compiled scripts: every `.rhai` file of
-//! `scripts/<plugin>/` compiled once (imports resolved inside the folder),
-//! which file and function answers each route, and which entity and
+//! A plugin version's compiled scripts: every `.rhai` (or, for a
+//! `runtime = "lua"` plugin, `.lua`) file of `scripts/<plugin>/` compiled
+//! once, which file and function answers each route, and which entity and
 //! lifecycle hooks exist. A request uses the set of the version it started
 //! with.
 
@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::Runtime;
-use super::rhai::Compiled;
 use crate::plugins::manifest::{Manifest, Runtime as Language};
 
 /// An entity hook.
@@ -91,18 +90,57 @@ impl Lifecycle {
     }
 }
 
+/// A compiled program, in its language.
+#[derive(Clone)]
+pub enum Program {
+    /// A Rhai AST.
+    Rhai(super::rhai::Compiled),
+    /// Lua bytecode and the functions it defines.
+    Lua(super::lua::Compiled),
+}
+
+impl Program {
+    /// Whether the script defines an entry point `name` for `params`
+    /// arguments (Rhai: exactly; Lua: at most that many declared).
+    pub fn defines(&self, name: &str, params: usize) -> bool {
+        match self {
+            Program::Rhai(p) => p.defines(name, params),
+            Program::Lua(p) => p.arity_of(name).is_some_and(|n| n <= params),
+        }
+    }
+
+    /// The parameter count of the function `name`.
+    pub fn arity_of(&self, name: &str) -> Option<usize> {
+        match self {
+            Program::Rhai(p) => p.arity_of(name),
+            Program::Lua(p) => p.arity_of(name),
+        }
+    }
+
+    /// Whether `name` taking `n` parameters fits a hook taking `expected`.
+    fn fits(&self, n: usize, expected: usize) -> bool {
+        match self {
+            Program::Rhai(_) => n == expected,
+            // Lua ignores extra arguments: fewer parameters are fine.
+            Program::Lua(_) => n <= expected,
+        }
+    }
+}
+
 /// One compiled script file.
 #[derive(Clone)]
 pub struct ScriptFile {
     /// The file as shown in messages (`scripts/inventory/item.rhai`).
     pub shown: String,
     /// Its compiled program.
-    pub program: Compiled,
+    pub program: Program,
 }
 
 /// The compiled scripts of one plugin version.
 #[derive(Clone, Default)]
 pub struct PluginScripts {
+    /// `.rhai` or `.lua`.
+    extension: &'static str,
     files: BTreeMap<String, ScriptFile>,
     /// entity → the hooks its `<entity>.rhai` defines.
     entity_hooks: BTreeMap<String, Vec<HookKind>>,
@@ -130,7 +168,7 @@ impl PluginScripts {
         self.entity_hooks
             .get(entity)
             .filter(|hooks| hooks.contains(&kind))
-            .and_then(|_| self.files.get(&format!("{entity}.rhai")))
+            .and_then(|_| self.files.get(&format!("{entity}{}", self.extension)))
     }
 
     /// Whether an entity has any hook (writes then run through the runtime).
@@ -138,23 +176,23 @@ impl PluginScripts {
         self.entity_hooks.get(entity).is_some_and(|h| !h.is_empty())
     }
 
-    /// `plugin.rhai` when it defines this lifecycle hook.
+    /// `plugin.rhai` (`plugin.lua`) when it defines this lifecycle hook.
     pub fn lifecycle(&self, which: Lifecycle) -> Option<&ScriptFile> {
         if self.lifecycle.contains(&which) {
-            self.files.get("plugin.rhai")
+            self.files.get(&format!("plugin{}", self.extension))
         } else {
             None
         }
     }
 }
 
-fn script_files(dir: &Path) -> Vec<PathBuf> {
+fn script_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "rhai"))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == extension))
                 .collect()
         })
         .unwrap_or_default();
@@ -172,22 +210,28 @@ pub fn compile_plugin(
     manifest_file: &str,
     scripts_dir: &Path,
 ) -> Result<PluginScripts, Vec<String>> {
-    if manifest.runtime != Language::Rhai {
-        // The Lua runtime is a later release; its plugins load without scripts.
-        return Ok(PluginScripts::default());
-    }
     let dir = scripts_dir.join(&manifest.name);
     let shown = |name: &str| crate::plugins::loader::display_path(&dir.join(name));
-    let compiler = runtime.rhai().compiler(&dir);
+    let rhai = (manifest.runtime == Language::Rhai).then(|| runtime.rhai().compiler(&dir));
     let mut errors = Vec::new();
-    let mut out = PluginScripts::default();
-    for path in script_files(&dir) {
+    let mut out = PluginScripts {
+        extension: manifest.runtime.extension(),
+        ..PluginScripts::default()
+    };
+    for path in script_files(&dir, &manifest.runtime.extension()[1..]) {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_owned();
-        match compiler.compile(&path, &shown(&name)) {
+        let compiled = match &rhai {
+            Some(compiler) => compiler.compile(&path, &shown(&name)).map(Program::Rhai),
+            None => runtime
+                .lua()
+                .compile(&path, &shown(&name))
+                .map(Program::Lua),
+        };
+        match compiled {
             Ok(program) => {
                 out.files.insert(
                     name.clone(),
@@ -200,6 +244,11 @@ pub fn compile_plugin(
             Err(e) => errors.push(e.to_string()),
         }
     }
+    let fn_word = if manifest.runtime == Language::Lua {
+        "function"
+    } else {
+        "fn"
+    };
     for (i, route) in manifest.routes.iter().enumerate() {
         let key = format!("routes[{i}]");
         if !dir.join(&route.script).is_file() {
@@ -211,23 +260,23 @@ pub fn compile_plugin(
             && !file.program.defines(&route.function, 2)
         {
             errors.push(format!(
-                "{manifest_file}: {key}.function: {} defines no fn {}(ctx, req)",
+                "{manifest_file}: {key}.function: {} defines no {fn_word} {}(ctx, req)",
                 shown(&route.script),
                 route.function
             ));
         }
     }
     for entity in &manifest.entities {
-        let name = format!("{}.rhai", entity.name);
+        let name = format!("{}{}", entity.name, out.extension);
         let Some(file) = out.files.get(&name) else {
             continue;
         };
         let mut hooks = Vec::new();
         for kind in HookKind::ALL {
             match file.program.arity_of(kind.name()) {
-                Some(n) if n == kind.arity() => hooks.push(kind),
+                Some(n) if file.program.fits(n, kind.arity()) => hooks.push(kind),
                 Some(n) => errors.push(format!(
-                    "{}: fn {} takes {n} parameters (expected {})",
+                    "{}: {fn_word} {} takes {n} parameters (expected {})",
                     file.shown,
                     kind.name(),
                     kind.signature()
@@ -237,12 +286,12 @@ pub fn compile_plugin(
         }
         out.entity_hooks.insert(entity.name.clone(), hooks);
     }
-    if let Some(file) = out.files.get("plugin.rhai") {
+    if let Some(file) = out.files.get(&format!("plugin{}", out.extension)) {
         for which in [Lifecycle::Install, Lifecycle::Uninstall] {
             match file.program.arity_of(which.name()) {
-                Some(1) => out.lifecycle.push(which),
+                Some(n) if file.program.fits(n, 1) => out.lifecycle.push(which),
                 Some(n) => errors.push(format!(
-                    "{}: fn {} takes {n} parameters (expected {}(ctx))",
+                    "{}: {fn_word} {} takes {n} parameters (expected {}(ctx))",
                     file.shown,
                     which.name(),
                     which.name()

@@ -173,13 +173,25 @@ impl RhaiRuntime {
         function: &str,
         args: Vec<Value>,
     ) -> Result<Value, PluginError> {
+        let super::scripts::Program::Rhai(program) = &file.program else {
+            return Err(fault(
+                plugin,
+                FaultKind::Runtime,
+                ScriptError {
+                    file: file.shown.clone(),
+                    line: 0,
+                    column: None,
+                    message: "not a Rhai script".to_owned(),
+                },
+            ));
+        };
         let mut call_args: Vec<Dynamic> = Vec::with_capacity(args.len() + 1);
         call_args.push(Dynamic::from(CtxHandle::new(frame)));
         call_args.extend(args.iter().map(convert::to_dynamic));
         let mut scope = Scope::new();
-        let result: Result<Dynamic, Box<EvalAltResult>> =
-            self.engine
-                .call_fn(&mut scope, &file.program.0, function, call_args);
+        let result: Result<Dynamic, Box<EvalAltResult>> = self
+            .engine
+            .call_fn(&mut scope, &program.0, function, call_args);
         match result {
             Ok(value) => convert::to_json(&value).map_err(|why| {
                 fault(

@@ -1,0 +1,146 @@
+//! JSON ↔ Lua values, as SCRIPTING.md fixes it: JSON integers become Lua
+//! integers and other numbers floats; `null` becomes `nil` (so a `null`
+//! field of an object is absent from its table); arrays become tables with
+//! keys 1..n. Back: a table with keys 1..n is an array, an empty table is
+//! `[]`, any other table an object (number keys written as text); integers
+//! stay integers; functions, coroutines, userdata, NaN and infinities are
+//! not JSON and are refused by name.
+
+use mlua::{Lua, Table, Value as LuaValue};
+use serde_json::{Map, Number, Value};
+
+/// Tables nested deeper than this are refused (a table can contain itself).
+const MAX_DEPTH: usize = 64;
+
+/// A JSON value as a Lua value.
+pub fn to_lua(lua: &Lua, value: &Value) -> mlua::Result<LuaValue> {
+    Ok(match value {
+        Value::Null => LuaValue::Nil,
+        Value::Bool(b) => LuaValue::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => LuaValue::Integer(i),
+            None => LuaValue::Number(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => LuaValue::String(lua.create_string(s)?),
+        Value::Array(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.iter().enumerate() {
+                t.raw_set(i + 1, to_lua(lua, item)?)?;
+            }
+            LuaValue::Table(t)
+        }
+        Value::Object(fields) => {
+            let t = lua.create_table_with_capacity(0, fields.len())?;
+            for (k, v) in fields {
+                if !v.is_null() {
+                    t.raw_set(k.as_str(), to_lua(lua, v)?)?;
+                }
+            }
+            LuaValue::Table(t)
+        }
+    })
+}
+
+/// A Lua value as JSON, or why it is not JSON data.
+pub fn to_json(value: &LuaValue) -> Result<Value, String> {
+    to_json_at(value, 0)
+}
+
+fn to_json_at(value: &LuaValue, depth: usize) -> Result<Value, String> {
+    Ok(match value {
+        LuaValue::Nil => Value::Null,
+        LuaValue::Boolean(b) => Value::Bool(*b),
+        LuaValue::Integer(i) => Value::from(*i),
+        LuaValue::Number(f) => Value::Number(
+            Number::from_f64(*f).ok_or_else(|| format!("the number {f} is not JSON"))?,
+        ),
+        LuaValue::String(s) => Value::String(
+            s.to_str()
+                .map_err(|_| "a string that is not UTF-8 is not JSON".to_owned())?
+                .to_owned(),
+        ),
+        LuaValue::Table(t) => {
+            if depth >= MAX_DEPTH {
+                return Err(format!("tables nested deeper than {MAX_DEPTH} levels"));
+            }
+            table_to_json(t, depth + 1)?
+        }
+        other => return Err(format!("a {} is not JSON data", other.type_name())),
+    })
+}
+
+fn table_to_json(t: &Table, depth: usize) -> Result<Value, String> {
+    let len = t.raw_len();
+    let mut count = 0usize;
+    let mut sequence = true;
+    for pair in t.clone().pairs::<LuaValue, LuaValue>() {
+        let (k, _) = pair.map_err(|e| e.to_string())?;
+        count += 1;
+        match k {
+            LuaValue::Integer(i) if i >= 1 && usize::try_from(i).is_ok_and(|i| i <= len) => {}
+            _ => sequence = false,
+        }
+    }
+    if sequence && count == len {
+        let mut items = Vec::with_capacity(len);
+        for i in 1..=len {
+            let v: LuaValue = t.raw_get(i).map_err(|e| e.to_string())?;
+            items.push(to_json_at(&v, depth)?);
+        }
+        return Ok(Value::Array(items));
+    }
+    let mut fields = Map::new();
+    for pair in t.clone().pairs::<LuaValue, LuaValue>() {
+        let (k, v) = pair.map_err(|e| e.to_string())?;
+        let key = match &k {
+            LuaValue::String(s) => s
+                .to_str()
+                .map_err(|_| "a key that is not UTF-8 is not JSON".to_owned())?
+                .to_owned(),
+            LuaValue::Integer(i) => i.to_string(),
+            LuaValue::Number(f) => f.to_string(),
+            other => return Err(format!("a {} key is not JSON", other.type_name())),
+        };
+        fields.insert(key, to_json_at(&v, depth)?);
+    }
+    Ok(Value::Object(fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn round(lua: &Lua, v: Value) -> Value {
+        to_json(&to_lua(lua, &v).expect("to lua")).expect("to json")
+    }
+
+    #[test]
+    fn values_cross_as_documented() {
+        let lua = Lua::new();
+        assert_eq!(round(&lua, json!(3)), json!(3));
+        assert!(round(&lua, json!(3)).is_i64(), "integers stay integers");
+        assert_eq!(round(&lua, json!(2.5)), json!(2.5));
+        assert_eq!(round(&lua, json!([1, "a", true])), json!([1, "a", true]));
+        assert_eq!(round(&lua, json!({"a": 1, "b": null})), json!({"a": 1}));
+        assert_eq!(round(&lua, json!({})), json!([]), "an empty table is []");
+        assert_eq!(
+            round(&lua, json!({"n": {"m": [1]}})),
+            json!({"n": {"m": [1]}})
+        );
+
+        let v: LuaValue = lua.load("return {1, 2, [4] = 4}").eval().expect("eval");
+        assert_eq!(to_json(&v).expect("json"), json!({"1": 1, "2": 2, "4": 4}));
+        let v: LuaValue = lua.load("return 2^53").eval().expect("eval");
+        assert!(to_json(&v).expect("json").is_f64(), "floats stay floats");
+        let v: LuaValue = lua.load("return 0/0").eval().expect("eval");
+        assert!(to_json(&v).is_err(), "NaN is not JSON");
+        let v: LuaValue = lua.load("return {f = print}").eval().expect("eval");
+        assert!(to_json(&v).expect_err("function").contains("function"));
+        let v: LuaValue = lua
+            .load("local t = {}; t.me = t; return t")
+            .eval()
+            .expect("eval");
+        assert!(to_json(&v).expect_err("cycle").contains("nested"));
+    }
+}

@@ -1,0 +1,198 @@
+-- The sandbox every plinth Lua script runs in. Run once per Lua state with
+-- the host functions (H, written in Rust) and the limits; returns `run`
+-- (call one function of a script with a fresh environment and ctx) and
+-- `define` (run a script's top level, returning what it defines).
+--
+-- Scripts see: the base functions without the loaders (no load, loadfile,
+-- dofile, require), collectgarbage, print or rawset; `string` (no dump),
+-- `table`, `math` (no randomseed) and `utf8`, all read-only. Each call gets
+-- a fresh global table, so a global written by one request is never seen
+-- by another. `pcall`/`xpcall` catch script errors but never the end of a
+-- request (ctx.fail, ctx.require, a limit, the time limit).
+
+local H, max_string, max_items = ...
+
+local native_pcall, native_xpcall = pcall, xpcall
+local error, type, rawget, rawset, setmetatable, getmetatable, pairs =
+    error, type, rawget, rawset, setmetatable, getmetatable, pairs
+local string_len, string_rep, table_insert = string.len, string.rep, table.insert
+
+local function readonly(t, name)
+    return setmetatable({}, {
+        __index = t,
+        __newindex = function()
+            error(name .. " is read-only", 2)
+        end,
+        __metatable = false,
+    })
+end
+
+local function copy(t, without)
+    local c = {}
+    for k, v in pairs(t) do
+        if not (without and without[k]) then
+            c[k] = v
+        end
+    end
+    return c
+end
+
+local ending, limit = H.ending, H.limit
+
+local S = copy(string, { dump = true })
+S.rep = function(s, n, sep)
+    if type(n) == "number" and n > 0 then
+        local total = string_len(s) * n
+        if sep ~= nil then
+            total = total + string_len(sep) * (n - 1)
+        end
+        if total > max_string then
+            limit("string length limit exceeded")
+        end
+    end
+    return string_rep(s, n, sep)
+end
+
+local T = copy(table)
+T.insert = function(t, ...)
+    if type(t) == "table" and #t >= max_items then
+        limit("table size limit exceeded")
+    end
+    return table_insert(t, ...)
+end
+
+local STRING = readonly(S, "string")
+-- Methods on strings ("x"):upper() use the same read-only library.
+local string_mt = getmetatable("")
+string_mt.__index = STRING
+string_mt.__metatable = false
+
+local function after(ok, ...)
+    if not ok and ending((...)) then
+        error((...), 0)
+    end
+    return ok, ...
+end
+
+local BASE = {
+    _VERSION = _VERSION,
+    assert = assert,
+    error = error,
+    getmetatable = getmetatable,
+    ipairs = ipairs,
+    next = next,
+    pairs = pairs,
+    pcall = function(f, ...)
+        return after(native_pcall(f, ...))
+    end,
+    xpcall = function(f, handler, ...)
+        return after(native_xpcall(f, handler, ...))
+    end,
+    rawequal = rawequal,
+    rawget = rawget,
+    rawlen = rawlen,
+    select = select,
+    setmetatable = setmetatable,
+    tonumber = tonumber,
+    tostring = tostring,
+    type = type,
+    string = STRING,
+    table = readonly(T, "table"),
+    math = readonly(copy(math, { randomseed = true }), "math"),
+    utf8 = readonly(copy(utf8), "utf8"),
+}
+
+local ENV_MT = { __index = BASE, __metatable = false }
+
+-- Host functions answer (true, value) or (false, error); the error is
+-- raised at the script's call site (a refused write as a table).
+local function wrap(f)
+    return function(...)
+        local ok, v = f(...)
+        if ok then
+            return v
+        end
+        error(v, 2)
+    end
+end
+
+local DB = readonly({
+    get = wrap(H.get),
+    find = wrap(H.find),
+    first = wrap(H.first),
+    count = wrap(H.count),
+    insert = wrap(H.insert),
+    update = wrap(H.update),
+    delete = wrap(H.delete),
+}, "ctx.db")
+
+local LOG = readonly({
+    info = wrap(H.info),
+    warn = wrap(H.warn),
+    error = wrap(H.error),
+}, "ctx.log")
+
+local MEMBERS = {
+    db = DB,
+    log = LOG,
+    can = wrap(H.can),
+    require = wrap(H.require),
+    fail = wrap(H.fail),
+    now = wrap(H.now),
+    uuid = wrap(H.uuid),
+}
+local VALUES = { user = H.user, tenant = H.tenant, plugin = H.plugin, settings = H.settings }
+
+local CTX_MT = {
+    __index = function(t, k)
+        local member = MEMBERS[k]
+        if member ~= nil then
+            return member
+        end
+        local value = VALUES[k]
+        if value ~= nil then
+            local ok, v = value()
+            if not ok then
+                error(v, 2)
+            end
+            rawset(t, k, v)
+            return v
+        end
+        return nil
+    end,
+    __newindex = function()
+        error("ctx is read-only", 2)
+    end,
+    __metatable = false,
+}
+
+local function invoke(chunk, name, ...)
+    local env = setmetatable({}, ENV_MT)
+    chunk(env)
+    local f = rawget(env, name)
+    if type(f) ~= "function" then
+        error("function " .. name .. " is not defined", 0)
+    end
+    return f(setmetatable({}, CTX_MT), ...)
+end
+
+local function run(chunk, name, ...)
+    return native_pcall(invoke, chunk, name, ...)
+end
+
+local function define(chunk)
+    local env = setmetatable({}, ENV_MT)
+    local ok, err = native_pcall(chunk, env)
+    if not ok then
+        return false, err
+    end
+    local functions = {}
+    for k, v in pairs(env) do
+        if type(k) == "string" and type(v) == "function" then
+            functions[k] = v
+        end
+    end
+    return true, functions
+end
+
+return run, define
