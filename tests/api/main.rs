@@ -11,6 +11,7 @@ mod edge;
 mod entities;
 mod isolation;
 mod lifecycle;
+mod lua;
 mod plugins;
 mod reload;
 mod roles;
