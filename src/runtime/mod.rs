@@ -185,6 +185,20 @@ impl fmt::Display for ScriptFailure {
     }
 }
 
+/// A script fault of `plugin` as the error that ends its request (shared
+/// by the language runtimes).
+pub(crate) fn fault(
+    plugin: &str,
+    kind: FaultKind,
+    error: ScriptError,
+) -> crate::plugins::PluginError {
+    crate::plugins::PluginError::Script(Box::new(ScriptFailure::Fault {
+        plugin: plugin.to_owned(),
+        kind,
+        error,
+    }))
+}
+
 /// The script runtimes of one server, with its limits; shared by every
 /// request (`Arc`).
 pub struct Runtime {

@@ -31,7 +31,7 @@ use mlua::{
 use serde_json::Value;
 
 use super::invocation::{self, Invocation};
-use super::{FaultKind, ScriptError, ScriptFailure, ScriptLimits};
+use super::{FaultKind, ScriptError, ScriptLimits, fault};
 use crate::plugins::PluginError;
 
 /// The sandbox, run once per state.
@@ -392,14 +392,6 @@ fn stack_depth(lua: &Lua) -> usize {
         level += 1;
     }
     level
-}
-
-fn fault(plugin: &str, kind: FaultKind, error: ScriptError) -> PluginError {
-    PluginError::Script(Box::new(ScriptFailure::Fault {
-        plugin: plugin.to_owned(),
-        kind,
-        error,
-    }))
 }
 
 /// The text of an mlua error, without its Rust-side traceback.

@@ -21,7 +21,7 @@ use rhai::{AST, Dynamic, Engine, EvalAltResult, Position, Scope, Shared};
 use serde_json::Value;
 
 use super::invocation::Invocation;
-use super::{FaultKind, ScriptError, ScriptFailure, ScriptLimits};
+use super::{FaultKind, ScriptError, ScriptLimits, fault};
 use crate::plugins::PluginError;
 
 pub use bindings::CtxHandle;
@@ -208,14 +208,6 @@ impl RhaiRuntime {
             Err(err) => Err(classify(inv, plugin, &file.shown, &err)),
         }
     }
-}
-
-fn fault(plugin: &str, kind: FaultKind, error: ScriptError) -> PluginError {
-    PluginError::Script(Box::new(ScriptFailure::Fault {
-        plugin: plugin.to_owned(),
-        kind,
-        error,
-    }))
 }
 
 /// The innermost error of a chain of function calls, and the source file
