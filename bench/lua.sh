@@ -7,6 +7,7 @@
 #
 # Needs: wrk, sqlite3 (apt-get install -y wrk sqlite3), python3.
 # Usage: bench/lua.sh [seconds per run, default 8]
+#        PERF=out.data [PERF_RUNTIME=lua|rhai] bench/lua.sh  (perf profile of one run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-8}
@@ -130,6 +131,11 @@ for line in io.lines("$WORK/idsl.txt") do idsl[#idsl + 1] = line end
 request = function() return wrk.format("POST", "/api/benchl/row/" .. idsl[math.random(#idsl)] .. "/touch") end
 LUA
 run() { wrk -t2 -c32 -d"${DUR}s" -s "$WORK/$1.lua" "$BASE" | tail -1; }
+if [ -n "${PERF:-}" ]; then
+  # Profile the server while the Lua route runs (PERF=<output file>).
+  perf record -F 2000 -g -p "$PID" -o "$PERF" -- sleep "$DUR" 2>/dev/null & PERF_PID=$!
+  run "${PERF_RUNTIME:-lua}"; wait "$PERF_PID"; exit 0
+fi
 echo "method: wrk -t2 -c32 -d${DUR}s, release build, loopback, $ROWS rows each, $ROUNDS alternating rounds"
 wrk -t2 -c32 -d2s -s "$WORK/lua.lua" "$BASE" >/dev/null
 ratios=()

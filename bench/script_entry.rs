@@ -7,6 +7,9 @@
 //! vs a script route that gets and updates it (the time a write holds the
 //! single writer).
 //!
+//! Every script benchmark runs twice: in Rhai (plugin `entry`) and in its
+//! Lua twin (plugin `entryl`, `runtime = "lua"`), the same scripts.
+//!
 //! Run: `cargo bench --bench script_entry` (criterion; prints the estimate
 //! per iteration).
 
@@ -44,17 +47,46 @@ permission = "ENTRY_USE"
 script = "touch.rhai"
 "#;
 
-fn setup() -> (tempfile::TempDir, Db, Registry, Arc<PluginVersion>) {
+/// The Lua twin of `MANIFEST`.
+fn lua_manifest() -> String {
+    MANIFEST
+        .replace("name = \"entry\"", "name = \"entryl\"\nruntime = \"lua\"")
+        .replace("ENTRY_USE", "ENTRYL_USE")
+        .replace(".rhai", ".lua")
+}
+
+type Setup = (
+    tempfile::TempDir,
+    Db,
+    Registry,
+    Arc<PluginVersion>,
+    Arc<PluginVersion>,
+);
+
+fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
     let manifests = dir.path().join("plugin-manifests");
     let scripts = dir.path().join("scripts").join("entry");
+    let lua = dir.path().join("scripts").join("entryl");
     std::fs::create_dir_all(&manifests).expect("dir");
     std::fs::create_dir_all(&scripts).expect("dir");
+    std::fs::create_dir_all(&lua).expect("dir");
     std::fs::write(manifests.join("entry.toml"), MANIFEST).expect("manifest");
+    std::fs::write(manifests.join("entryl.toml"), lua_manifest()).expect("manifest");
     std::fs::write(scripts.join("const.rhai"), "fn handle(ctx, req) { 42 }").expect("script");
     std::fs::write(
         scripts.join("touch.rhai"),
         "fn handle(ctx, req) { let r = ctx.db.get(\"row\", req.params.id); ctx.db.update(\"row\", r.id, #{ n: r.n + 1 }) }",
+    )
+    .expect("script");
+    std::fs::write(
+        lua.join("const.lua"),
+        "function handle(ctx, req) return 42 end",
+    )
+    .expect("script");
+    std::fs::write(
+        lua.join("touch.lua"),
+        "function handle(ctx, req) local r = ctx.db.get(\"row\", req.params.id); return ctx.db.update(\"row\", r.id, { n = r.n + 1 }) end",
     )
     .expect("script");
     let mut config = Config::for_data_dir(dir.path().join("data"));
@@ -67,11 +99,12 @@ fn setup() -> (tempfile::TempDir, Db, Registry, Arc<PluginVersion>) {
     assert!(report.refused.is_empty(), "{:?}", report.refused);
     registry.replace(report.loaded.clone(), Vec::new());
     let version = registry.get("entry").expect("loaded");
-    (dir, db, registry, version)
+    let lua = registry.get("entryl").expect("loaded");
+    (dir, db, registry, version, lua)
 }
 
 fn entry(c: &mut Criterion) {
-    let (_dir, db, registry, version) = setup();
+    let (_dir, db, registry, rhai, lua) = setup();
     let request = RouteRequest {
         method: "GET".into(),
         path: "/api/entry/const".into(),
@@ -87,21 +120,23 @@ fn entry(c: &mut Criterion) {
                 .expect("tx")
         });
     });
-    group.bench_function("constant route handler", |b| {
-        b.iter(|| {
-            db.read_blocking(|tx| {
-                let w = Writer {
-                    tx,
-                    registry: &registry,
-                    tenant_id: "bench-tenant",
-                    caller: None,
-                    request_id: None,
-                };
-                run(&w, &version, 0, request.to_value())
-            })
-            .expect("route answers")
+    for (runtime, version) in [("rhai", &rhai), ("lua", &lua)] {
+        group.bench_function(format!("constant route handler ({runtime})"), |b| {
+            b.iter(|| {
+                db.read_blocking(|tx| {
+                    let w = Writer {
+                        tx,
+                        registry: &registry,
+                        tenant_id: "bench-tenant",
+                        caller: None,
+                        request_id: None,
+                    };
+                    run(&w, version, 0, request.to_value())
+                })
+                .expect("route answers")
+            });
         });
-    });
+    }
     let now = plinth::storage::now_rfc3339();
     db.write_blocking(|tx| {
         tx.insert_tenant(&plinth::storage::TenantRow {
@@ -114,23 +149,27 @@ fn entry(c: &mut Criterion) {
         })
     })
     .expect("tenant");
-    let row = db
-        .write_blocking(|tx| {
-            let w = Writer {
-                tx,
-                registry: &registry,
-                tenant_id: "bench-tenant",
-                caller: None,
-                request_id: None,
-            };
-            plinth::plugins::crud::insert(&w, &version, 0, serde_json::Map::new())
-        })
-        .expect("row");
-    let id = row["id"].as_str().expect("id").to_owned();
-    let touch = RouteRequest {
+    let row_of = |version: &Arc<PluginVersion>| {
+        let row = db
+            .write_blocking(|tx| {
+                let w = Writer {
+                    tx,
+                    registry: &registry,
+                    tenant_id: "bench-tenant",
+                    caller: None,
+                    request_id: None,
+                };
+                plinth::plugins::crud::insert(&w, version, 0, serde_json::Map::new())
+            })
+            .expect("row");
+        row["id"].as_str().expect("id").to_owned()
+    };
+    let id = row_of(&rhai);
+    let lua_id = row_of(&lua);
+    let touch_of = |id: &str| RouteRequest {
         method: "POST".into(),
         path: format!("/api/entry/row/{id}/touch"),
-        params: vec![("id".into(), id.clone())],
+        params: vec![("id".into(), id.to_owned())],
         ..request.clone()
     };
     group.bench_function("generated update of a row (baseline)", |b| {
@@ -147,26 +186,32 @@ fn entry(c: &mut Criterion) {
                     caller: None,
                     request_id: None,
                 };
-                plinth::plugins::crud::update(&w, &version, 0, &id, changes)
+                plinth::plugins::crud::update(&w, &rhai, 0, &id, changes)
             })
             .expect("updated")
         });
     });
-    group.bench_function("script route: get + update of a row", |b| {
-        b.iter(|| {
-            db.write_blocking(|tx| {
-                let w = Writer {
-                    tx,
-                    registry: &registry,
-                    tenant_id: "bench-tenant",
-                    caller: None,
-                    request_id: None,
-                };
-                run(&w, &version, 1, touch.to_value())
-            })
-            .expect("touched")
-        });
-    });
+    for (runtime, version, id) in [("rhai", &rhai, &id), ("lua", &lua, &lua_id)] {
+        let touch = touch_of(id);
+        group.bench_function(
+            format!("script route: get + update of a row ({runtime})"),
+            |b| {
+                b.iter(|| {
+                    db.write_blocking(|tx| {
+                        let w = Writer {
+                            tx,
+                            registry: &registry,
+                            tenant_id: "bench-tenant",
+                            caller: None,
+                            request_id: None,
+                        };
+                        run(&w, version, 1, touch.to_value())
+                    })
+                    .expect("touched")
+                });
+            },
+        );
+    }
     group.finish();
 }
 

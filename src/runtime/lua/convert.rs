@@ -21,22 +21,8 @@ pub fn to_lua(lua: &Lua, value: &Value) -> mlua::Result<LuaValue> {
             Some(i) => LuaValue::Integer(i),
             None => LuaValue::Number(n.as_f64().unwrap_or(f64::NAN)),
         },
-        Value::String(s) => LuaValue::String(lua.create_string(s)?),
-        Value::Array(items) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, to_lua(lua, item)?)?;
-            }
-            LuaValue::Table(t)
-        }
-        Value::Object(fields) => {
-            let t = lua.create_table_with_capacity(0, fields.len())?;
-            for (k, v) in fields {
-                if !v.is_null() {
-                    t.raw_set(k.as_str(), to_lua(lua, v)?)?;
-                }
-            }
-            LuaValue::Table(t)
+        Value::String(_) | Value::Array(_) | Value::Object(_) => {
+            return super::raw::to_lua(lua, value);
         }
     })
 }

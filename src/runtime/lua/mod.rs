@@ -15,6 +15,7 @@
 
 mod bindings;
 mod convert;
+mod raw;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -24,10 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mlua::chunk::ChunkMode;
-use mlua::debug::DebugEvent;
-use mlua::{
-    Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Value as LuaValue, VmState,
-};
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Value as LuaValue};
 use serde_json::Value;
 
 use super::invocation::{self, Invocation};
@@ -88,6 +86,10 @@ thread_local! {
     static STATES: RefCell<Vec<Rc<State>>> = const { RefCell::new(Vec::new()) };
     /// Instructions counted in the current call.
     static OPS: Cell<u64> = const { Cell::new(0) };
+    /// The instruction budget of the current call.
+    static MAX_OPS: Cell<u64> = const { Cell::new(u64::MAX) };
+    /// Instructions between two count events of the current call's state.
+    static EVERY: Cell<u32> = const { Cell::new(1000) };
     /// Stack level past which a call is too deep (0: unchecked).
     static DEPTH_LIMIT: Cell<usize> = const { Cell::new(0) };
     /// Set while probing a function's parameter count.
@@ -100,19 +102,8 @@ fn check_every(limits: &ScriptLimits) -> u32 {
 }
 
 /// Record that a limit ends the running invocation (if any), located at
-/// the line the script was at; the error unwinds the script.
-fn end(lua: &Lua, kind: FaultKind, message: &str) -> mlua::Error {
-    let (file, line) = lua
-        .inspect_stack(0, |d| {
-            (
-                d.source()
-                    .short_src
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-                d.current_line().unwrap_or(0),
-            )
-        })
-        .unwrap_or_default();
+/// `file:line`; answers the error text (`file:line: message`).
+fn record_end(kind: FaultKind, file: String, line: usize, message: &str) -> String {
     let text = if file.is_empty() {
         message.to_owned()
     } else {
@@ -132,7 +123,53 @@ fn end(lua: &Lua, kind: FaultKind, message: &str) -> mlua::Error {
             ));
         }
     }
-    mlua::Error::RuntimeError(text)
+    text
+}
+
+/// Record that a limit ends the running invocation (if any), located at
+/// the line the script was at; the error unwinds the script.
+fn end(lua: &Lua, kind: FaultKind, message: &str) -> mlua::Error {
+    let (file, line) = lua
+        .inspect_stack(0, |d| {
+            (
+                d.source()
+                    .short_src
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                d.current_line().unwrap_or(0),
+            )
+        })
+        .unwrap_or_default();
+    mlua::Error::RuntimeError(record_end(kind, file, line, message))
+}
+
+/// The budget of the calls about to run on this thread, restored when
+/// dropped (a host call may run a nested script call).
+struct Budget {
+    ops: u64,
+    max_ops: u64,
+    every: u32,
+    depth: usize,
+}
+
+impl Budget {
+    fn enter(limits: &ScriptLimits, depth_limit: usize) -> Budget {
+        Budget {
+            ops: OPS.replace(0),
+            max_ops: MAX_OPS.replace(limits.max_operations),
+            every: EVERY.replace(check_every(limits)),
+            depth: DEPTH_LIMIT.replace(depth_limit),
+        }
+    }
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        OPS.set(self.ops);
+        MAX_OPS.set(self.max_ops);
+        EVERY.set(self.every);
+        DEPTH_LIMIT.set(self.depth);
+    }
 }
 
 impl LuaRuntime {
@@ -152,37 +189,7 @@ impl LuaRuntime {
         )?;
         let limits = self.limits;
         let every = check_every(&limits);
-        lua.set_hook(
-            HookTriggers::new().on_calls().every_nth_instruction(every),
-            move |lua, debug| {
-                if let Some(probe) = PROBE.get()
-                    && probe == usize::MAX
-                {
-                    PROBE.set(Some(usize::from(debug.stack().num_params)));
-                    return Err(mlua::Error::RuntimeError("probed".into()));
-                }
-                match debug.event() {
-                    DebugEvent::Count => {
-                        let ops = OPS.get() + u64::from(every);
-                        OPS.set(ops);
-                        if ops > limits.max_operations {
-                            return Err(end(lua, FaultKind::Limit, "operations limit exceeded"));
-                        }
-                        if invocation::deadline_passed() {
-                            return Err(end(lua, FaultKind::Timeout, "script time limit exceeded"));
-                        }
-                    }
-                    DebugEvent::Call | DebugEvent::TailCall => {
-                        let limit = DEPTH_LIMIT.get();
-                        if limit > 0 && lua.inspect_stack(limit, |_| ()).is_some() {
-                            return Err(end(lua, FaultKind::Limit, "call depth limit exceeded"));
-                        }
-                    }
-                    _ => {}
-                }
-                Ok(VmState::Continue)
-            },
-        )?;
+        raw::install_hook(&lua, every)?;
         let host = bindings::host_table(&lua)?;
         let (run, define): (Function, Function) =
             lua.load(SANDBOX).set_name("=plinth sandbox").call((
@@ -248,9 +255,9 @@ impl LuaRuntime {
                 located(line, message)
             })?;
         let bytecode: Arc<[u8]> = chunk.dump(false).into();
-        let saved = OPS.replace(0);
+        let budget = Budget::enter(&self.limits, 0);
         let defined: mlua::Result<(bool, LuaValue)> = state.define.call(chunk);
-        OPS.set(saved);
+        drop(budget);
         let functions = match defined {
             Ok((true, LuaValue::Table(t))) => t,
             Ok((_, err)) => {
@@ -325,11 +332,12 @@ impl LuaRuntime {
             call_args.push(convert::to_lua(lua, a).map_err(internal)?);
         }
         let base = stack_depth(lua);
-        let saved_ops = OPS.replace(0);
-        let saved_depth = DEPTH_LIMIT.replace(base + self.limits.max_call_depth + ENTRY_FRAMES);
+        let budget = Budget::enter(
+            &self.limits,
+            base + self.limits.max_call_depth + ENTRY_FRAMES,
+        );
         let result: mlua::Result<MultiValue> = state.run.call(MultiValue::from_vec(call_args));
-        OPS.set(saved_ops);
-        DEPTH_LIMIT.set(saved_depth);
+        drop(budget);
         let mut values = match result {
             Ok(values) => values.into_iter(),
             Err(e) => {
