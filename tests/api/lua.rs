@@ -108,9 +108,17 @@ function run(ctx, req)
         while true do pcall(function() while true do end end) end
     end
     if kind == "recurse" then deep(0) end
-    if kind == "rep" then return string.rep("x", 1 << 30) end
+    if kind == "rep" then local s = string.rep("x", 1 << 30); return s end
     if kind == "grow" then local t = {}; while true do table.insert(t, 1) end end
     if kind == "memory" then local s = "x"; while true do s = s .. s end end
+    if kind == "concat" then local s = "x"; for _ = 1, 17 do s = s .. s end; return { s = s } end
+    if kind == "format" then local a = string.rep("x", 40000); return string.format("%s%s", a, a) end
+    if kind == "store" then
+        local s = "x"; for _ = 1, 17 do s = s .. s end
+        local ok = pcall(ctx.db.insert, "note", { title = s })
+        return { caught = ok }
+    end
+    if kind == "table" then local t = {}; for i = 1, 6000 do t[i] = i end; return t end
     if kind == "escape" then
         return { io = io == nil, os = os == nil, load = load == nil, require = require == nil,
                  dofile = dofile == nil, debug = debug == nil, dump = string.dump == nil }
@@ -174,7 +182,7 @@ async fn health(app: &TestApp) -> Value {
 }
 
 /// `kind` is a 500 limit fault of lualab that keeps none of its writes.
-async fn assert_limit(app: &TestApp, token: &str, kind: &str, message: &str) {
+async fn assert_limit(app: &TestApp, token: &str, kind: &str, message: &str) -> Value {
     let (status, body) = app
         .post(&format!("/api/lualab/run/{kind}"), token, json!({}))
         .await;
@@ -193,6 +201,16 @@ async fn assert_limit(app: &TestApp, token: &str, kind: &str, message: &str) {
             .contains(message),
         "{kind} stopped by the {message} limit: {h}"
     );
+    h["last_error"].clone()
+}
+
+/// The line of `LAB_LUA` that contains `text`.
+fn lab_line(text: &str) -> u64 {
+    let at = LAB_LUA
+        .lines()
+        .position(|l| l.contains(text))
+        .expect("line in lab.lua");
+    u64::try_from(at + 1).expect("small")
 }
 
 #[tokio::test]
@@ -320,8 +338,20 @@ async fn runaway_scripts_end_at_their_limit_and_only_their_request() {
     assert_limit(&app, &token, "loop", "operations").await;
     assert_limit(&app, &token, "catch-loop", "operations").await;
     assert_limit(&app, &token, "recurse", "call depth").await;
-    assert_limit(&app, &token, "rep", "string").await;
+    let rep = assert_limit(&app, &token, "rep", "string").await;
+    assert_eq!(rep["line"], lab_line("string.rep(\"x\", 1 << 30)"), "{rep}");
     assert_limit(&app, &token, "grow", "table size").await;
+    // Growth Lua does without asking (`..`, `t[i] = v`) meets the limits
+    // where the value leaves the script, uncatchably.
+    assert_limit(&app, &token, "concat", "string length").await;
+    assert_limit(&app, &token, "format", "string length").await;
+    let store = assert_limit(&app, &token, "store", "string length").await;
+    assert_eq!(
+        store["line"],
+        lab_line("pcall(ctx.db.insert, \"note\", { title = s })"),
+        "{store}"
+    );
+    assert_limit(&app, &token, "table", "table size").await;
     assert_limit(&app, &token, "memory", "memory").await;
     let (status, body) = app.post("/api/lualab/run/ok", &token, json!({})).await;
     assert_eq!(status, StatusCode::OK, "the plugin carries on: {body}");

@@ -9,7 +9,7 @@
 use mlua::{Lua, MultiValue, Table, Value as LuaValue};
 use serde_json::Value;
 
-use super::convert::{to_json, to_lua};
+use super::convert::{Bounds, JsonError, to_json, to_lua};
 use crate::runtime::FaultKind;
 use crate::runtime::host_api::{Host, HostError, LogLevel, rejection_value};
 use crate::runtime::invocation;
@@ -68,12 +68,34 @@ fn text(call: &str, what: &str, v: &LuaValue) -> Result<String, String> {
     }
 }
 
-fn json(call: &str, what: &str, v: &LuaValue) -> Result<Option<Value>, String> {
+/// A JSON argument; past a limit it ends the request (recorded, so the
+/// sandbox's `pcall` does not catch the error this answers).
+fn json(
+    lua: &Lua,
+    bounds: Bounds,
+    call: &str,
+    what: &str,
+    v: &LuaValue,
+) -> Result<Option<Value>, String> {
     match v {
         LuaValue::Nil => Ok(None),
-        other => to_json(other)
-            .map(|v| Some(empty_object(v)))
-            .map_err(|why| format!("{call}: {what} is not JSON data: {why}")),
+        other => match to_json(other, bounds) {
+            Ok(v) => Ok(Some(empty_object(v))),
+            Err(JsonError::Invalid(why)) => Err(format!("{call}: {what} is not JSON data: {why}")),
+            Err(JsonError::Limit(limit)) => match super::end(lua, FaultKind::Limit, limit) {
+                mlua::Error::RuntimeError(text) => Err(text),
+                other => Err(other.to_string()),
+            },
+        },
+    }
+}
+
+/// A value shown in a message (`ctx.fail`, `ctx.log`).
+fn shown(v: &LuaValue) -> String {
+    match v {
+        LuaValue::String(s) => s.to_string_lossy(),
+        other => to_json(other, Bounds::NONE)
+            .map_or_else(|_| other.type_name().to_owned(), |v| v.to_string()),
     }
 }
 
@@ -103,7 +125,7 @@ fn checked(
 }
 
 /// The table of host functions the sandbox is built with.
-pub fn host_table(lua: &Lua) -> mlua::Result<Table> {
+pub fn host_table(lua: &Lua, bounds: Bounds) -> mlua::Result<Table> {
     let host = lua.create_table()?;
 
     // Whether an error caught by the sandbox's pcall ends the request.
@@ -159,11 +181,8 @@ pub fn host_table(lua: &Lua) -> mlua::Result<Table> {
             )),
         };
         let message = match arg(&args, 1) {
-            LuaValue::String(s) => s.to_string_lossy(),
             LuaValue::Nil => String::new(),
-            other => {
-                to_json(&other).map_or_else(|_| other.type_name().to_owned(), |v| v.to_string())
-            }
+            other => shown(&other),
         };
         checked(
             lua,
@@ -183,12 +202,7 @@ pub fn host_table(lua: &Lua) -> mlua::Result<Table> {
         ("error", LogLevel::Error),
     ] {
         add(lua, &host, name, move |lua, args| {
-            let message = match arg(&args, 0) {
-                LuaValue::String(s) => s.to_string_lossy(),
-                other => {
-                    to_json(&other).map_or_else(|_| other.type_name().to_owned(), |v| v.to_string())
-                }
-            };
+            let message = shown(&arg(&args, 0));
             with_host(lua, |h| {
                 h.log(level, &message);
                 Ok(Value::Null)
@@ -204,10 +218,10 @@ pub fn host_table(lua: &Lua) -> mlua::Result<Table> {
             parsed.map(|(e, id)| move |h: &Host<'_>| h.get(&e, &id)),
         )
     })?;
-    add(lua, &host, "find", |lua, args| {
+    add(lua, &host, "find", move |lua, args| {
         let parsed = text("ctx.db.find", "entity", &arg(&args, 0)).and_then(|e| {
-            let w = json("ctx.db.find", "where", &arg(&args, 1))?;
-            let o = json("ctx.db.find", "opts", &arg(&args, 2))?;
+            let w = json(lua, bounds, "ctx.db.find", "where", &arg(&args, 1))?;
+            let o = json(lua, bounds, "ctx.db.find", "opts", &arg(&args, 2))?;
             Ok((e, w, o))
         });
         checked(
@@ -215,25 +229,33 @@ pub fn host_table(lua: &Lua) -> mlua::Result<Table> {
             parsed.map(|(e, w, o)| move |h: &Host<'_>| h.find(&e, w.as_ref(), o.as_ref())),
         )
     })?;
-    add(lua, &host, "first", |lua, args| {
-        let parsed = text("ctx.db.first", "entity", &arg(&args, 0))
-            .and_then(|e| Ok((e, json("ctx.db.first", "where", &arg(&args, 1))?)));
+    add(lua, &host, "first", move |lua, args| {
+        let parsed = text("ctx.db.first", "entity", &arg(&args, 0)).and_then(|e| {
+            Ok((
+                e,
+                json(lua, bounds, "ctx.db.first", "where", &arg(&args, 1))?,
+            ))
+        });
         checked(
             lua,
             parsed.map(|(e, w)| move |h: &Host<'_>| h.first(&e, w.as_ref())),
         )
     })?;
-    add(lua, &host, "count", |lua, args| {
-        let parsed = text("ctx.db.count", "entity", &arg(&args, 0))
-            .and_then(|e| Ok((e, json("ctx.db.count", "where", &arg(&args, 1))?)));
+    add(lua, &host, "count", move |lua, args| {
+        let parsed = text("ctx.db.count", "entity", &arg(&args, 0)).and_then(|e| {
+            Ok((
+                e,
+                json(lua, bounds, "ctx.db.count", "where", &arg(&args, 1))?,
+            ))
+        });
         checked(
             lua,
             parsed.map(|(e, w)| move |h: &Host<'_>| h.count(&e, w.as_ref()).map(Value::from)),
         )
     })?;
-    add(lua, &host, "insert", |lua, args| {
+    add(lua, &host, "insert", move |lua, args| {
         let parsed = text("ctx.db.insert", "entity", &arg(&args, 0)).and_then(|e| {
-            let fields = json("ctx.db.insert", "fields", &arg(&args, 1))?
+            let fields = json(lua, bounds, "ctx.db.insert", "fields", &arg(&args, 1))?
                 .unwrap_or(Value::Object(serde_json::Map::new()));
             Ok((e, fields))
         });
@@ -242,10 +264,10 @@ pub fn host_table(lua: &Lua) -> mlua::Result<Table> {
             parsed.map(|(e, fields)| move |h: &Host<'_>| h.insert(&e, empty_object(fields))),
         )
     })?;
-    add(lua, &host, "update", |lua, args| {
+    add(lua, &host, "update", move |lua, args| {
         let parsed = text("ctx.db.update", "entity", &arg(&args, 0)).and_then(|e| {
             let id = text("ctx.db.update", "id", &arg(&args, 1))?;
-            let changes = json("ctx.db.update", "changes", &arg(&args, 2))?
+            let changes = json(lua, bounds, "ctx.db.update", "changes", &arg(&args, 2))?
                 .unwrap_or(Value::Object(serde_json::Map::new()));
             Ok((e, id, changes))
         });

@@ -5,6 +5,11 @@
 //! `[]`, any other table an object (number keys written as text); integers
 //! stay integers; functions, coroutines, userdata, NaN and infinities are
 //! not JSON and are refused by name.
+//!
+//! A value leaving a script is also held to the string length and table
+//! size limits: Lua builds strings with `..` and tables with `t[k] = v`
+//! without asking anyone (only its memory limit bounds them), so this is
+//! where the limits Rhai enforces as values grow are enforced for Lua.
 
 use mlua::{Lua, Table, Value as LuaValue};
 use serde_json::{Map, Number, Value};
@@ -27,12 +32,58 @@ pub fn to_lua(lua: &Lua, value: &Value) -> mlua::Result<LuaValue> {
     })
 }
 
-/// A Lua value as JSON, or why it is not JSON data.
-pub fn to_json(value: &LuaValue) -> Result<Value, String> {
-    to_json_at(value, 0)
+/// The limits a value leaving a script is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Longest string, in bytes.
+    pub max_string: usize,
+    /// Most entries of one table.
+    pub max_items: usize,
 }
 
-fn to_json_at(value: &LuaValue, depth: usize) -> Result<Value, String> {
+impl Bounds {
+    /// No limits (for values shown in messages).
+    pub const NONE: Bounds = Bounds {
+        max_string: usize::MAX,
+        max_items: usize::MAX,
+    };
+}
+
+/// Why a Lua value did not become JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonError {
+    /// It is not JSON data (a function, NaN, a cycle, ...).
+    Invalid(String),
+    /// A string or table past its limit: this ends the request.
+    Limit(&'static str),
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JsonError::Invalid(why) => f.write_str(why),
+            JsonError::Limit(what) => f.write_str(what),
+        }
+    }
+}
+
+impl From<String> for JsonError {
+    fn from(why: String) -> JsonError {
+        JsonError::Invalid(why)
+    }
+}
+
+/// The limit message of a string too long.
+pub const STRING_LIMIT: &str = "string length limit exceeded";
+/// The limit message of a table too big.
+pub const TABLE_LIMIT: &str = "table size limit exceeded";
+
+/// A Lua value as JSON, or why it is not JSON data (or past its limits).
+pub fn to_json(value: &LuaValue, bounds: Bounds) -> Result<Value, JsonError> {
+    to_json_at(value, 0, bounds)
+}
+
+fn to_json_at(value: &LuaValue, depth: usize, bounds: Bounds) -> Result<Value, JsonError> {
     Ok(match value {
         LuaValue::Nil => Value::Null,
         LuaValue::Boolean(b) => Value::Bool(*b),
@@ -40,28 +91,36 @@ fn to_json_at(value: &LuaValue, depth: usize) -> Result<Value, String> {
         LuaValue::Number(f) => Value::Number(
             Number::from_f64(*f).ok_or_else(|| format!("the number {f} is not JSON"))?,
         ),
-        LuaValue::String(s) => Value::String(
-            s.to_str()
-                .map_err(|_| "a string that is not UTF-8 is not JSON".to_owned())?
-                .to_owned(),
-        ),
+        LuaValue::String(s) => {
+            if s.as_bytes().len() > bounds.max_string {
+                return Err(JsonError::Limit(STRING_LIMIT));
+            }
+            Value::String(
+                s.to_str()
+                    .map_err(|_| "a string that is not UTF-8 is not JSON".to_owned())?
+                    .to_owned(),
+            )
+        }
         LuaValue::Table(t) => {
             if depth >= MAX_DEPTH {
-                return Err(format!("tables nested deeper than {MAX_DEPTH} levels"));
+                return Err(format!("tables nested deeper than {MAX_DEPTH} levels").into());
             }
-            table_to_json(t, depth + 1)?
+            table_to_json(t, depth + 1, bounds)?
         }
-        other => return Err(format!("a {} is not JSON data", other.type_name())),
+        other => return Err(format!("a {} is not JSON data", other.type_name()).into()),
     })
 }
 
-fn table_to_json(t: &Table, depth: usize) -> Result<Value, String> {
+fn table_to_json(t: &Table, depth: usize, bounds: Bounds) -> Result<Value, JsonError> {
     let len = t.raw_len();
     let mut count = 0usize;
     let mut sequence = true;
     for pair in t.clone().pairs::<LuaValue, LuaValue>() {
         let (k, _) = pair.map_err(|e| e.to_string())?;
         count += 1;
+        if count > bounds.max_items {
+            return Err(JsonError::Limit(TABLE_LIMIT));
+        }
         match k {
             LuaValue::Integer(i) if i >= 1 && usize::try_from(i).is_ok_and(|i| i <= len) => {}
             _ => sequence = false,
@@ -71,7 +130,7 @@ fn table_to_json(t: &Table, depth: usize) -> Result<Value, String> {
         let mut items = Vec::with_capacity(len);
         for i in 1..=len {
             let v: LuaValue = t.raw_get(i).map_err(|e| e.to_string())?;
-            items.push(to_json_at(&v, depth)?);
+            items.push(to_json_at(&v, depth, bounds)?);
         }
         return Ok(Value::Array(items));
     }
@@ -85,9 +144,9 @@ fn table_to_json(t: &Table, depth: usize) -> Result<Value, String> {
                 .to_owned(),
             LuaValue::Integer(i) => i.to_string(),
             LuaValue::Number(f) => f.to_string(),
-            other => return Err(format!("a {} key is not JSON", other.type_name())),
+            other => return Err(format!("a {} key is not JSON", other.type_name()).into()),
         };
-        fields.insert(key, to_json_at(&v, depth)?);
+        fields.insert(key, to_json_at(&v, depth, bounds)?);
     }
     Ok(Value::Object(fields))
 }
@@ -98,7 +157,7 @@ mod tests {
     use serde_json::json;
 
     fn round(lua: &Lua, v: Value) -> Value {
-        to_json(&to_lua(lua, &v).expect("to lua")).expect("to json")
+        to_json(&to_lua(lua, &v).expect("to lua"), Bounds::NONE).expect("to json")
     }
 
     #[test]
@@ -116,17 +175,45 @@ mod tests {
         );
 
         let v: LuaValue = lua.load("return {1, 2, [4] = 4}").eval().expect("eval");
-        assert_eq!(to_json(&v).expect("json"), json!({"1": 1, "2": 2, "4": 4}));
+        assert_eq!(
+            to_json(&v, Bounds::NONE).expect("json"),
+            json!({"1": 1, "2": 2, "4": 4})
+        );
         let v: LuaValue = lua.load("return 2^53").eval().expect("eval");
-        assert!(to_json(&v).expect("json").is_f64(), "floats stay floats");
+        assert!(
+            to_json(&v, Bounds::NONE).expect("json").is_f64(),
+            "floats stay floats"
+        );
         let v: LuaValue = lua.load("return 0/0").eval().expect("eval");
-        assert!(to_json(&v).is_err(), "NaN is not JSON");
+        assert!(to_json(&v, Bounds::NONE).is_err(), "NaN is not JSON");
         let v: LuaValue = lua.load("return {f = print}").eval().expect("eval");
-        assert!(to_json(&v).expect_err("function").contains("function"));
+        let err = to_json(&v, Bounds::NONE).expect_err("function");
+        assert!(err.to_string().contains("function"), "{err}");
         let v: LuaValue = lua
             .load("local t = {}; t.me = t; return t")
             .eval()
             .expect("eval");
-        assert!(to_json(&v).expect_err("cycle").contains("nested"));
+        let err = to_json(&v, Bounds::NONE).expect_err("cycle");
+        assert!(err.to_string().contains("nested"), "{err}");
+    }
+
+    #[test]
+    fn values_leaving_a_script_are_held_to_the_limits() {
+        let lua = Lua::new();
+        let bounds = Bounds {
+            max_string: 4,
+            max_items: 3,
+        };
+        let v: LuaValue = lua.load("return {'abcd', {1, 2, 3}}").eval().expect("eval");
+        assert_eq!(to_json(&v, bounds), Ok(json!(["abcd", [1, 2, 3]])));
+        let v: LuaValue = lua.load("return {x = 'abcde'}").eval().expect("eval");
+        assert_eq!(to_json(&v, bounds), Err(JsonError::Limit(STRING_LIMIT)));
+        let v: LuaValue = lua
+            .load("return {a = 1, b = 2, c = 3, d = 4}")
+            .eval()
+            .expect("eval");
+        assert_eq!(to_json(&v, bounds), Err(JsonError::Limit(TABLE_LIMIT)));
+        let v: LuaValue = lua.load("return {{1, 2, 3, 4}}").eval().expect("eval");
+        assert_eq!(to_json(&v, bounds), Err(JsonError::Limit(TABLE_LIMIT)));
     }
 }

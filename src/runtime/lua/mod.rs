@@ -96,6 +96,14 @@ thread_local! {
     static PROBE: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
+/// The limits a value leaving a script is held to.
+fn bounds(limits: &ScriptLimits) -> convert::Bounds {
+    convert::Bounds {
+        max_string: limits.max_string,
+        max_items: limits.max_collection,
+    }
+}
+
 /// How many instructions run between two checks of the hook.
 fn check_every(limits: &ScriptLimits) -> u32 {
     u32::try_from((limits.max_operations / 20).clamp(1, 1000)).unwrap_or(1000)
@@ -129,17 +137,29 @@ fn record_end(kind: FaultKind, file: String, line: usize, message: &str) -> Stri
 /// Record that a limit ends the running invocation (if any), located at
 /// the line the script was at; the error unwinds the script.
 fn end(lua: &Lua, kind: FaultKind, message: &str) -> mlua::Error {
-    let (file, line) = lua
-        .inspect_stack(0, |d| {
-            (
-                d.source()
-                    .short_src
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-                d.current_line().unwrap_or(0),
-            )
-        })
-        .unwrap_or_default();
+    let mut level = 0;
+    let mut location = None;
+    while location.is_none() {
+        let Some(found) = lua.inspect_stack(level, |d| {
+            let source = d.source();
+            let script = source.what != "C"
+                && !source
+                    .source
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with("=plinth"));
+            script.then(|| {
+                (
+                    source.short_src.map(|s| s.to_string()).unwrap_or_default(),
+                    d.current_line().unwrap_or(0),
+                )
+            })
+        }) else {
+            break;
+        };
+        location = found;
+        level += 1;
+    }
+    let (file, line) = location.unwrap_or_default();
     mlua::Error::RuntimeError(record_end(kind, file, line, message))
 }
 
@@ -190,7 +210,7 @@ impl LuaRuntime {
         let limits = self.limits;
         let every = check_every(&limits);
         raw::install_hook(&lua, every)?;
-        let host = bindings::host_table(&lua)?;
+        let host = bindings::host_table(&lua, bounds(&limits))?;
         let (run, define): (Function, Function) =
             lua.load(SANDBOX).set_name("=plinth sandbox").call((
                 host,
@@ -352,15 +372,25 @@ impl LuaRuntime {
         let ok = matches!(values.next(), Some(LuaValue::Boolean(true)));
         let value = values.next().unwrap_or(LuaValue::Nil);
         if ok {
-            convert::to_json(&value).map_err(|why| {
+            convert::to_json(&value, bounds(&self.limits)).map_err(|why| {
+                let (kind, message) = match why {
+                    convert::JsonError::Limit(what) => (
+                        FaultKind::Limit,
+                        format!("{function} returned a value past a limit: {what}"),
+                    ),
+                    convert::JsonError::Invalid(why) => (
+                        FaultKind::Runtime,
+                        format!("{function} returned a value that is not JSON: {why}"),
+                    ),
+                };
                 fault(
                     plugin,
-                    FaultKind::Runtime,
+                    kind,
                     ScriptError {
                         file: file.shown.clone(),
                         line: 0,
                         column: None,
-                        message: format!("{function} returned a value that is not JSON: {why}"),
+                        message,
                     },
                 )
             })
@@ -418,7 +448,7 @@ fn value_text(v: &LuaValue) -> String {
         LuaValue::String(s) => s.to_string_lossy(),
         LuaValue::Error(e) => error_text(e),
         LuaValue::Nil => "nil".to_owned(),
-        other => convert::to_json(other)
+        other => convert::to_json(other, convert::Bounds::NONE)
             .map_or_else(|_| format!("a {}", other.type_name()), |j| j.to_string()),
     }
 }
@@ -449,7 +479,7 @@ fn classify(inv: &Invocation, plugin: &str, shown: &str, err: &LuaValue) -> Plug
         return fault(plugin, kind, error);
     }
     if let LuaValue::Table(_) = err
-        && let Ok(thrown) = convert::to_json(err)
+        && let Ok(thrown) = convert::to_json(err, convert::Bounds::NONE)
     {
         let mut rejected = inv.rejected.borrow_mut();
         if rejected.as_ref().is_some_and(|(v, _)| *v == thrown)
@@ -546,6 +576,15 @@ mod tests {
             .err()
             .expect("read-only");
         assert!(err.message.contains("read-only"), "{err}");
+    }
+
+    #[test]
+    fn a_limit_hit_in_a_library_function_is_located_at_the_script_line() {
+        let err = compile_text("local a = 1\nlocal s = string.rep('x', 1 << 30)\n")
+            .err()
+            .expect("refused");
+        assert!(err.message.contains("string length"), "{err}");
+        assert_eq!(err.line, 2, "{err}");
     }
 
     #[test]

@@ -5,7 +5,10 @@
 --
 -- Scripts see: the base functions without the loaders (no load, loadfile,
 -- dofile, require), collectgarbage, print or rawset; `string` (no dump),
--- `table`, `math` (no randomseed) and `utf8`, all read-only. Each call gets
+-- `table`, `math` (no randomseed) and `utf8`, all read-only. string.rep,
+-- string.format, string.gsub, table.concat and table.insert check the
+-- string length and table size limits; other growth is checked where a
+-- value leaves the script (Rust side) and bounded by the memory limit. Each call gets
 -- a fresh global table, so a global written by one request is never seen
 -- by another. `pcall`/`xpcall` catch script errors but never the end of a
 -- request (ctx.fail, ctx.require, a limit, the time limit).
@@ -16,6 +19,7 @@ local native_pcall, native_xpcall = pcall, xpcall
 local error, type, rawget, rawset, setmetatable, getmetatable, pairs =
     error, type, rawget, rawset, setmetatable, getmetatable, pairs
 local string_len, string_rep, table_insert = string.len, string.rep, table.insert
+local string_format, string_gsub, table_concat = string.format, string.gsub, table.concat
 
 local function readonly(t, name)
     return setmetatable({}, {
@@ -39,7 +43,22 @@ end
 
 local ending, limit = H.ending, H.limit
 
+-- A string built by a library function, held to the string length limit
+-- (`..` is held to it where a value leaves the script, and by memory).
+local function bounded(s, ...)
+    if type(s) == "string" and string_len(s) > max_string then
+        limit("string length limit exceeded")
+    end
+    return s, ...
+end
+
 local S = copy(string, { dump = true })
+S.format = function(...)
+    return bounded(string_format(...))
+end
+S.gsub = function(...)
+    return bounded(string_gsub(...))
+end
 S.rep = function(s, n, sep)
     if type(n) == "number" and n > 0 then
         local total = string_len(s) * n
@@ -54,6 +73,9 @@ S.rep = function(s, n, sep)
 end
 
 local T = copy(table)
+T.concat = function(...)
+    return bounded(table_concat(...))
+end
 T.insert = function(t, ...)
     if type(t) == "table" and #t >= max_items then
         limit("table size limit exceeded")
