@@ -118,11 +118,33 @@ pub fn before(
         args.push(Value::Object(old.clone()));
     }
     args.push(Value::Object(fields.clone()));
+    let lua = matches!(file.program, super::scripts::Program::Lua(_));
     match call(w, version, file, hook.name(), args, true)? {
+        Value::Object(changed) if lua => Ok(lua_fields(&fields, changed)),
         Value::Object(changed) => Ok(changed),
         Value::Null => Ok(fields),
+        // Lua has one empty table, which becomes `[]`: as fields, none.
+        Value::Array(items) if lua && items.is_empty() => {
+            Ok(lua_fields(&fields, serde_json::Map::new()))
+        }
         other => Err(not_a_map(version, file, hook, &other)),
     }
+}
+
+/// The fields a Lua hook returned, with the `null`s it was given put back:
+/// a Lua table cannot hold `nil`, so a `null` field (clearing it, in an
+/// update) would otherwise vanish on its way through the hook. A hook that
+/// wants another value sets one.
+fn lua_fields(
+    given: &serde_json::Map<String, Value>,
+    mut changed: serde_json::Map<String, Value>,
+) -> serde_json::Map<String, Value> {
+    for (k, v) in given {
+        if v.is_null() && !changed.contains_key(k) {
+            changed.insert(k.clone(), Value::Null);
+        }
+    }
+    changed
 }
 
 /// A hook whose return value is ignored (`after_*`, `before_delete`).

@@ -145,6 +145,14 @@ pub fn host_table(lua: &Lua, bounds: Bounds) -> mlua::Result<Table> {
         })?,
     )?;
 
+    host.raw_set(
+        "note_thrown",
+        lua.create_function(|lua, ()| {
+            super::note_thrown(lua);
+            Ok(())
+        })?,
+    )?;
+
     add(lua, &host, "user", |lua, _| {
         with_host(lua, |h| Ok(h.user()))
     })?;
@@ -172,9 +180,12 @@ pub fn host_table(lua: &Lua, bounds: Bounds) -> mlua::Result<Table> {
         )
     })?;
     add(lua, &host, "fail", |lua, args| {
+        // An integer, as in Rhai (and as a response envelope's status).
         let status = match arg(&args, 0) {
             LuaValue::Integer(i) => Ok(i),
-            LuaValue::Number(f) if f.fract() == 0.0 && f.abs() < 1e9 => Ok(f as i64),
+            LuaValue::Number(_) => {
+                Err("ctx.fail: status must be an integer from 400 to 499, not a float".to_owned())
+            }
             other => Err(format!(
                 "ctx.fail: status must be an integer from 400 to 499, not {}",
                 other.type_name()

@@ -80,10 +80,18 @@ pub const TABLE_LIMIT: &str = "table size limit exceeded";
 
 /// A Lua value as JSON, or why it is not JSON data (or past its limits).
 pub fn to_json(value: &LuaValue, bounds: Bounds) -> Result<Value, JsonError> {
-    to_json_at(value, 0, bounds)
+    let mut items = 0;
+    to_json_at(value, 0, bounds, &mut items)
 }
 
-fn to_json_at(value: &LuaValue, depth: usize, bounds: Bounds) -> Result<Value, JsonError> {
+/// `items`: the entries of the tables converted so far (the item limit
+/// counts nested items, as Rhai's does).
+fn to_json_at(
+    value: &LuaValue,
+    depth: usize,
+    bounds: Bounds,
+    items: &mut usize,
+) -> Result<Value, JsonError> {
     Ok(match value {
         LuaValue::Nil => Value::Null,
         LuaValue::Boolean(b) => Value::Bool(*b),
@@ -105,20 +113,26 @@ fn to_json_at(value: &LuaValue, depth: usize, bounds: Bounds) -> Result<Value, J
             if depth >= MAX_DEPTH {
                 return Err(format!("tables nested deeper than {MAX_DEPTH} levels").into());
             }
-            table_to_json(t, depth + 1, bounds)?
+            table_to_json(t, depth + 1, bounds, items)?
         }
         other => return Err(format!("a {} is not JSON data", other.type_name()).into()),
     })
 }
 
-fn table_to_json(t: &Table, depth: usize, bounds: Bounds) -> Result<Value, JsonError> {
+fn table_to_json(
+    t: &Table,
+    depth: usize,
+    bounds: Bounds,
+    total: &mut usize,
+) -> Result<Value, JsonError> {
     let len = t.raw_len();
     let mut count = 0usize;
     let mut sequence = true;
     for pair in t.clone().pairs::<LuaValue, LuaValue>() {
         let (k, _) = pair.map_err(|e| e.to_string())?;
         count += 1;
-        if count > bounds.max_items {
+        *total += 1;
+        if *total > bounds.max_items {
             return Err(JsonError::Limit(TABLE_LIMIT));
         }
         match k {
@@ -130,7 +144,7 @@ fn table_to_json(t: &Table, depth: usize, bounds: Bounds) -> Result<Value, JsonE
         let mut items = Vec::with_capacity(len);
         for i in 1..=len {
             let v: LuaValue = t.raw_get(i).map_err(|e| e.to_string())?;
-            items.push(to_json_at(&v, depth, bounds)?);
+            items.push(to_json_at(&v, depth, bounds, total)?);
         }
         return Ok(Value::Array(items));
     }
@@ -146,7 +160,7 @@ fn table_to_json(t: &Table, depth: usize, bounds: Bounds) -> Result<Value, JsonE
             LuaValue::Number(f) => f.to_string(),
             other => return Err(format!("a {} key is not JSON", other.type_name()).into()),
         };
-        fields.insert(key, to_json_at(&v, depth, bounds)?);
+        fields.insert(key, to_json_at(&v, depth, bounds, total)?);
     }
     Ok(Value::Object(fields))
 }
@@ -204,8 +218,8 @@ mod tests {
             max_string: 4,
             max_items: 3,
         };
-        let v: LuaValue = lua.load("return {'abcd', {1, 2, 3}}").eval().expect("eval");
-        assert_eq!(to_json(&v, bounds), Ok(json!(["abcd", [1, 2, 3]])));
+        let v: LuaValue = lua.load("return {'abcd', {1}}").eval().expect("eval");
+        assert_eq!(to_json(&v, bounds), Ok(json!(["abcd", [1]])));
         let v: LuaValue = lua.load("return {x = 'abcde'}").eval().expect("eval");
         assert_eq!(to_json(&v, bounds), Err(JsonError::Limit(STRING_LIMIT)));
         let v: LuaValue = lua
@@ -215,5 +229,11 @@ mod tests {
         assert_eq!(to_json(&v, bounds), Err(JsonError::Limit(TABLE_LIMIT)));
         let v: LuaValue = lua.load("return {{1, 2, 3, 4}}").eval().expect("eval");
         assert_eq!(to_json(&v, bounds), Err(JsonError::Limit(TABLE_LIMIT)));
+        let v: LuaValue = lua.load("return {{1}, {2}}").eval().expect("eval");
+        assert_eq!(
+            to_json(&v, bounds),
+            Err(JsonError::Limit(TABLE_LIMIT)),
+            "nested items count: 2 + 1 + 1 > 3"
+        );
     }
 }

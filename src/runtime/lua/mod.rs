@@ -47,6 +47,9 @@ const ENTRY_FRAMES: usize = 6;
 #[derive(Clone)]
 pub struct Compiled {
     id: u64,
+    /// The chunk's name inside Lua (the file name: Lua keeps only 60
+    /// characters of a chunk name, too few for a whole path).
+    name: Arc<str>,
     bytecode: Arc<[u8]>,
     functions: Arc<BTreeMap<String, usize>>,
 }
@@ -92,6 +95,9 @@ thread_local! {
     static EVERY: Cell<u32> = const { Cell::new(1000) };
     /// Stack level past which a call is too deep (0: unchecked).
     static DEPTH_LIMIT: Cell<usize> = const { Cell::new(0) };
+    /// The script line an error was thrown at (noted by the sandbox's
+    /// message handler).
+    static THROWN_AT: Cell<Option<usize>> = const { Cell::new(None) };
     /// Set while probing a function's parameter count.
     static PROBE: Cell<Option<usize>> = const { Cell::new(None) };
 }
@@ -137,10 +143,16 @@ fn record_end(kind: FaultKind, file: String, line: usize, message: &str) -> Stri
 /// Record that a limit ends the running invocation (if any), located at
 /// the line the script was at; the error unwinds the script.
 fn end(lua: &Lua, kind: FaultKind, message: &str) -> mlua::Error {
+    let (file, line) = script_location(lua).unwrap_or_default();
+    mlua::Error::RuntimeError(record_end(kind, file, line, message))
+}
+
+/// The file and line of the innermost script frame (skipping library
+/// functions and the sandbox).
+fn script_location(lua: &Lua) -> Option<(String, usize)> {
     let mut level = 0;
-    let mut location = None;
-    while location.is_none() {
-        let Some(found) = lua.inspect_stack(level, |d| {
+    loop {
+        let found = lua.inspect_stack(level, |d| {
             let source = d.source();
             let script = source.what != "C"
                 && !source
@@ -153,19 +165,24 @@ fn end(lua: &Lua, kind: FaultKind, message: &str) -> mlua::Error {
                     d.current_line().unwrap_or(0),
                 )
             })
-        }) else {
-            break;
-        };
-        location = found;
+        })?;
+        if found.is_some() {
+            return found;
+        }
         level += 1;
     }
-    let (file, line) = location.unwrap_or_default();
-    mlua::Error::RuntimeError(record_end(kind, file, line, message))
+}
+
+/// Note where the error being raised was thrown (the sandbox's message
+/// handler calls this while the script's frames are still there).
+fn note_thrown(lua: &Lua) {
+    THROWN_AT.set(script_location(lua).map(|(_, line)| line));
 }
 
 /// The budget of the calls about to run on this thread, restored when
 /// dropped (a host call may run a nested script call).
 struct Budget {
+    thrown_at: Option<usize>,
     ops: u64,
     max_ops: u64,
     every: u32,
@@ -175,6 +192,7 @@ struct Budget {
 impl Budget {
     fn enter(limits: &ScriptLimits, depth_limit: usize) -> Budget {
         Budget {
+            thrown_at: THROWN_AT.take(),
             ops: OPS.replace(0),
             max_ops: MAX_OPS.replace(limits.max_operations),
             every: EVERY.replace(check_every(limits)),
@@ -185,6 +203,7 @@ impl Budget {
 
 impl Drop for Budget {
     fn drop(&mut self) {
+        THROWN_AT.set(self.thrown_at);
         OPS.set(self.ops);
         MAX_OPS.set(self.max_ops);
         EVERY.set(self.every);
@@ -253,6 +272,7 @@ impl LuaRuntime {
     /// Compile one file: syntax checked, its top level run once in the
     /// sandbox to learn the functions it defines.
     pub fn compile(&self, path: &Path, shown: &str) -> Result<Compiled, ScriptError> {
+        let name = chunk_name(path);
         let located = |line: usize, message: String| ScriptError {
             file: shown.to_owned(),
             line,
@@ -267,11 +287,11 @@ impl LuaRuntime {
         let lua = &state.lua;
         let chunk = lua
             .load(format!("{PREFIX}{text}"))
-            .set_name(format!("={shown}"))
+            .set_name(format!("={name}"))
             .set_mode(ChunkMode::Text)
             .into_function()
             .map_err(|e| {
-                let (line, message) = split_location(shown, &error_text(&e));
+                let (line, message) = split_location(&name, &error_text(&e));
                 located(line, message)
             })?;
         let bytecode: Arc<[u8]> = chunk.dump(false).into();
@@ -281,11 +301,11 @@ impl LuaRuntime {
         let functions = match defined {
             Ok((true, LuaValue::Table(t))) => t,
             Ok((_, err)) => {
-                let (line, message) = split_location(shown, &value_text(&err));
+                let (line, message) = split_location(&name, &value_text(&err));
                 return Err(located(line, format!("top-level code failed: {message}")));
             }
             Err(e) => {
-                let (line, message) = split_location(shown, &error_text(&e));
+                let (line, message) = split_location(&name, &error_text(&e));
                 return Err(located(line, format!("top-level code failed: {message}")));
             }
         };
@@ -299,6 +319,7 @@ impl LuaRuntime {
         }
         Ok(Compiled {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            name: name.into(),
             bytecode,
             functions: Arc::new(defined),
         })
@@ -357,14 +378,17 @@ impl LuaRuntime {
             base + self.limits.max_call_depth + ENTRY_FRAMES,
         );
         let result: mlua::Result<MultiValue> = state.run.call(MultiValue::from_vec(call_args));
+        let thrown_at = THROWN_AT.take();
         drop(budget);
+        let names = (file.shown.as_str(), &*program.name);
         let mut values = match result {
             Ok(values) => values.into_iter(),
             Err(e) => {
                 return Err(classify(
                     inv,
                     plugin,
-                    &file.shown,
+                    names,
+                    thrown_at,
                     &LuaValue::String(lua.create_string(error_text(&e)).map_err(internal)?),
                 ));
             }
@@ -395,7 +419,7 @@ impl LuaRuntime {
                 )
             })
         } else {
-            Err(classify(inv, plugin, &file.shown, &value))
+            Err(classify(inv, plugin, names, thrown_at, &value))
         }
     }
 }
@@ -413,7 +437,7 @@ impl State {
         let f = self
             .lua
             .load(&program.bytecode[..])
-            .set_name(format!("={shown}"))
+            .set_name(format!("={}", program.name))
             .set_mode(ChunkMode::Binary)
             .into_function()?;
         self.chunks
@@ -453,6 +477,20 @@ fn value_text(v: &LuaValue) -> String {
     }
 }
 
+/// The name a script's chunk has inside Lua: its file name (the tail of
+/// it, should it be longer than Lua keeps).
+fn chunk_name(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut start = name.len().saturating_sub(50);
+    while !name.is_char_boundary(start) {
+        start += 1;
+    }
+    name[start..].to_owned()
+}
+
 /// `file:line: message` → (line, message) when it names `shown`.
 fn split_location(shown: &str, text: &str) -> (usize, String) {
     if let Some(rest) = text.strip_prefix(shown).and_then(|r| r.strip_prefix(':'))
@@ -467,15 +505,21 @@ fn split_location(shown: &str, text: &str) -> (usize, String) {
 /// What ended a call: the request's end recorded by the host API, a limit
 /// recorded by the hook, Lua's own memory and stack errors, an uncaught
 /// refused write, or a runtime error located in the script.
-fn classify(inv: &Invocation, plugin: &str, shown: &str, err: &LuaValue) -> PluginError {
+fn classify(
+    inv: &Invocation,
+    plugin: &str,
+    (shown, name): (&str, &str),
+    thrown_at: Option<usize>,
+    err: &LuaValue,
+) -> PluginError {
     if let Some(pending) = inv.pending.borrow_mut().take() {
         return pending;
     }
     if let Some((kind, mut error)) = inv.ending.borrow_mut().take() {
-        if error.file.is_empty() || error.file.starts_with("plinth") {
-            error.file = shown.to_owned();
+        if error.file != name {
             error.line = 0;
         }
+        error.file = shown.to_owned();
         return fault(plugin, kind, error);
     }
     if let LuaValue::Table(_) = err
@@ -489,7 +533,14 @@ fn classify(inv: &Invocation, plugin: &str, shown: &str, err: &LuaValue) -> Plug
         }
     }
     let text = value_text(err);
-    let (line, message) = split_location(shown, &text);
+    let (line, message) = split_location(name, &text);
+    // A thrown table (or text thrown at level 0) has no location of its
+    // own: the sandbox's message handler noted the script's line.
+    let line = if line == 0 {
+        thrown_at.unwrap_or(0)
+    } else {
+        line
+    };
     let (kind, message) = if message.contains("not enough memory") {
         (FaultKind::Limit, "memory limit exceeded".to_owned())
     } else if message.contains("stack overflow") {

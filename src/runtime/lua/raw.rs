@@ -58,25 +58,44 @@ unsafe fn has_level(state: *mut ffi::lua_State, level: usize) -> bool {
     unsafe { ffi::lua_getstack(state, level, &mut ar) != 0 }
 }
 
+/// The file and line of the innermost script frame of `state`, skipping
+/// library functions and the sandbox.
+///
+/// # Safety
+/// `state` is a live Lua state on this thread.
+unsafe fn script_location(state: *mut ffi::lua_State) -> (String, usize) {
+    let mut ar = debug_record();
+    let mut level = 0;
+    // SAFETY: per the caller; every pointer read is one Lua just filled in.
+    unsafe {
+        while ffi::lua_getstack(state, level, &mut ar) != 0 {
+            level += 1;
+            if ffi::lua_getinfo(state, c"Sl".as_ptr(), &mut ar) == 0 {
+                continue;
+            }
+            let is_c = !ar.what.is_null() && CStr::from_ptr(ar.what).to_bytes() == b"C";
+            let sandbox = !ar.source.is_null()
+                && CStr::from_ptr(ar.source).to_bytes().starts_with(b"=plinth");
+            if is_c || sandbox {
+                continue;
+            }
+            let src = CStr::from_ptr(ar.short_src.as_ptr())
+                .to_string_lossy()
+                .into_owned();
+            return (src, usize::try_from(ar.currentline).unwrap_or(0));
+        }
+    }
+    (String::new(), 0)
+}
+
 /// Raise the end of the running invocation from inside the hook: record
-/// it located at the running line, then unwind the script with the text.
+/// it located at the script's line, then unwind the script with the text.
 ///
 /// # Safety
 /// Only from the hook of `state`, which Lua lets raise errors.
 unsafe fn raise_end(state: *mut ffi::lua_State, kind: FaultKind, message: &str) -> ! {
-    let mut ar = debug_record();
-    let (file, line) = unsafe {
-        if ffi::lua_getstack(state, 0, &mut ar) != 0
-            && ffi::lua_getinfo(state, c"Sl".as_ptr(), &mut ar) != 0
-        {
-            let src = CStr::from_ptr(ar.short_src.as_ptr())
-                .to_string_lossy()
-                .into_owned();
-            (src, usize::try_from(ar.currentline).unwrap_or(0))
-        } else {
-            (String::new(), 0)
-        }
-    };
+    // SAFETY: the hook's own live state.
+    let (file, line) = unsafe { script_location(state) };
     let text = record_end(kind, file, line, message);
     // SAFETY: the string is copied by Lua before `text` is dropped; no Rust
     // value with a destructor is alive when `lua_error` unwinds this frame.

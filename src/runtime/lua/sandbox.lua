@@ -16,8 +16,8 @@
 local H, max_string, max_items = ...
 
 local native_pcall, native_xpcall = pcall, xpcall
-local error, type, rawget, rawset, setmetatable, getmetatable, pairs =
-    error, type, rawget, rawset, setmetatable, getmetatable, pairs
+local error, type, rawget, setmetatable, getmetatable, pairs =
+    error, type, rawget, setmetatable, getmetatable, pairs
 local string_len, string_rep, table_insert = string.len, string.rep, table.insert
 local string_format, string_gsub, table_concat = string.format, string.gsub, table.concat
 
@@ -173,11 +173,12 @@ local CTX_MT = {
         end
         local value = VALUES[k]
         if value ~= nil then
+            -- A fresh copy at every read: what a script changes in it is
+            -- its own, and ctx itself never holds a key to overwrite.
             local ok, v = value()
             if not ok then
                 error(v, 2)
             end
-            rawset(t, k, v)
             return v
         end
         return nil
@@ -198,8 +199,16 @@ local function invoke(chunk, name, ...)
     return f(setmetatable({}, CTX_MT), ...)
 end
 
+-- Runs where an uncaught error is raised, the script's frames still
+-- there: notes the script's line (a thrown table has none of its own).
+local note_thrown = H.note_thrown
+local function handler(err)
+    note_thrown()
+    return err
+end
+
 local function run(chunk, name, ...)
-    return native_pcall(invoke, chunk, name, ...)
+    return native_xpcall(invoke, handler, chunk, name, ...)
 end
 
 local function define(chunk)
