@@ -70,6 +70,20 @@ path = "/spin"
 permission = "LUALAB_USE"
 script = "lab.lua"
 function = "spin"
+
+[[routes]]
+method = "GET"
+path = "/backtrack"
+permission = "LUALAB_USE"
+script = "lab.lua"
+function = "backtrack"
+
+[[routes]]
+method = "GET"
+path = "/patterns"
+permission = "LUALAB_USE"
+script = "lab.lua"
+function = "patterns"
 "#;
 
 const LAB_LUA: &str = r#"
@@ -119,6 +133,12 @@ function run(ctx, req)
         return { caught = ok }
     end
     if kind == "table" then local t = {}; for i = 1, 6000 do t[i] = i end; return t end
+    if kind == "backtrack" then return { m = ("@"):rep(20000):match("^(.-)@(.-)%.(.-)$") } end
+    if kind == "backtrack-caught" then
+        local ok = pcall(string.find, ("a"):rep(40), ("a?"):rep(40) .. ("a"):rep(40))
+        return { caught = not ok }
+    end
+    if kind == "gsub-grow" then return { s = (("x"):rep(1000)):gsub("x", ("y"):rep(100)) } end
     if kind == "escape" then
         return { io = io == nil, os = os == nil, load = load == nil, require = require == nil,
                  dofile = dofile == nil, debug = debug == nil, dump = string.dump == nil }
@@ -136,6 +156,23 @@ end
 function spin(ctx, req)
     local i = 0
     while true do i = i + 1 end
+end
+
+function backtrack(ctx, req)
+    return { m = string.match(("a"):rep(60), ("a?"):rep(60) .. ("a"):rep(60)) }
+end
+
+function patterns(ctx, req)
+    local words = {}
+    for w in ("one two  three"):gmatch("%a+") do words[#words + 1] = w end
+    local key, value = ("name = plinth"):match("^(%w+)%s*=%s*(%w+)$")
+    local s, e, cap = string.find("hello world", "(o w)")
+    local upper, n = ("a-b-c"):gsub("%a", string.upper)
+    local mapped = ("$x and $y"):gsub("%$(%w+)", { x = "1", y = 2 })
+    local ok, err = pcall(function() local r = string.find("abc", "%"); return r end)
+    return { words = words, key = key, value = value, s = s, e = e, cap = cap,
+             upper = upper, n = n, mapped = mapped, plain = ("a.b"):find(".", 1, true),
+             pos = { ("abc"):match("()b()") }, ok = ok, err = err }
 end
 "#;
 
@@ -353,6 +390,12 @@ async fn runaway_scripts_end_at_their_limit_and_only_their_request() {
     );
     assert_limit(&app, &token, "table", "table size").await;
     assert_limit(&app, &token, "memory", "memory").await;
+    // Patterns that backtrack without end count their steps as
+    // instructions (Lua's C matcher would run on, past every limit).
+    let m = assert_limit(&app, &token, "backtrack", "operations").await;
+    assert_eq!(m["line"], lab_line("kind == \"backtrack\""), "{m}");
+    assert_limit(&app, &token, "backtrack-caught", "operations").await;
+    assert_limit(&app, &token, "gsub-grow", "string length").await;
     let (status, body) = app.post("/api/lualab/run/ok", &token, json!({})).await;
     assert_eq!(status, StatusCode::OK, "the plugin carries on: {body}");
     let (status, body) = app.get("/api/inventory/item", &token).await;
@@ -369,6 +412,42 @@ async fn the_time_limit_is_a_503() {
     let (status, body) = app.get("/api/lualab/spin", &token).await;
     assert_problem(status, &body, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(health(&app).await["last_error"]["kind"], "timeout");
+    // An exponential pattern is cut off by the clock too.
+    let started = std::time::Instant::now();
+    let (status, body) = app.get("/api/lualab/backtrack", &token).await;
+    assert_problem(status, &body, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(health(&app).await["last_error"]["kind"], "timeout");
+}
+
+#[tokio::test]
+async fn string_patterns_work_as_in_lua() {
+    let (app, token) = lab(|_| {}).await;
+    let (status, body) = app.get("/api/lualab/patterns", &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["words"], json!(["one", "two", "three"]));
+    assert_eq!(
+        (&body["key"], &body["value"]),
+        (&json!("name"), &json!("plinth"))
+    );
+    assert_eq!(
+        (&body["s"], &body["e"], &body["cap"]),
+        (&json!(5), &json!(7), &json!("o w"))
+    );
+    assert_eq!((&body["upper"], &body["n"]), (&json!("A-B-C"), &json!(3)));
+    assert_eq!(body["mapped"], "1 and 2");
+    assert_eq!(body["plain"], 2);
+    assert_eq!(body["pos"], json!([2, 3]));
+    assert_eq!(body["ok"], false);
+    let err = body["err"].as_str().unwrap_or_default();
+    assert!(
+        err.starts_with("lab.lua:") && err.ends_with("malformed pattern (ends with '%')"),
+        "a malformed pattern is a located, catchable error: {err}"
+    );
 }
 
 #[tokio::test]

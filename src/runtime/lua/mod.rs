@@ -15,7 +15,9 @@
 
 mod bindings;
 mod convert;
+mod patterns;
 mod raw;
+mod strings;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -230,6 +232,7 @@ impl LuaRuntime {
         let every = check_every(&limits);
         raw::install_hook(&lua, every)?;
         let host = bindings::host_table(&lua, bounds(&limits))?;
+        strings::register(&lua, &host, limits.max_string)?;
         let (run, define): (Function, Function) =
             lua.load(SANDBOX).set_name("=plinth sandbox").call((
                 host,

@@ -6,7 +6,7 @@
 -- Scripts see: the base functions without the loaders (no load, loadfile,
 -- dofile, require), collectgarbage, print or rawset; `string` (no dump),
 -- `table`, `math` (no randomseed) and `utf8`, all read-only. string.rep,
--- string.format, string.gsub, table.concat and table.insert check the
+-- string.format, table.concat and table.insert check the
 -- string length and table size limits; other growth is checked where a
 -- value leaves the script (Rust side) and bounded by the memory limit. Each call gets
 -- a fresh global table, so a global written by one request is never seen
@@ -19,7 +19,7 @@ local native_pcall, native_xpcall = pcall, xpcall
 local error, type, rawget, setmetatable, getmetatable, pairs =
     error, type, rawget, setmetatable, getmetatable, pairs
 local string_len, string_rep, table_insert = string.len, string.rep, table.insert
-local string_format, string_gsub, table_concat = string.format, string.gsub, table.concat
+local string_format, table_concat = string.format, table.concat
 
 local function readonly(t, name)
     return setmetatable({}, {
@@ -56,8 +56,31 @@ local S = copy(string, { dump = true })
 S.format = function(...)
     return bounded(string_format(...))
 end
+-- find, match, gmatch and gsub run on plinth's matcher, whose steps
+-- count as instructions and which the deadline stops (Lua's C matcher
+-- runs to its end whatever the hook says). They answer (true, ...) or
+-- (false, message), raised at the script's line as Lua's own errors are.
+local function finish(ok, ...)
+    if ok then
+        return ...
+    end
+    error((...), 2)
+end
+local str_find, str_match, str_gmatch, str_gsub = H.str_find, H.str_match, H.str_gmatch, H.str_gsub
+S.find = function(...)
+    return finish(str_find(...))
+end
+S.match = function(...)
+    return finish(str_match(...))
+end
 S.gsub = function(...)
-    return bounded(string_gsub(...))
+    return finish(str_gsub(...))
+end
+S.gmatch = function(...)
+    local next_match = finish(str_gmatch(...))
+    return function()
+        return finish(next_match())
+    end
 end
 S.rep = function(s, n, sep)
     if type(n) == "number" and n > 0 then
