@@ -141,8 +141,18 @@ function run(ctx, req)
     if kind == "gsub-grow" then return { s = (("x"):rep(1000)):gsub("x", ("y"):rep(100)) } end
     if kind == "escape" then
         return { io = io == nil, os = os == nil, load = load == nil, require = require == nil,
-                 dofile = dofile == nil, debug = debug == nil, dump = string.dump == nil }
+                 dofile = dofile == nil, debug = debug == nil, dump = string.dump == nil,
+                 gc = not pcall(setmetatable, {}, { __gc = function() end }),
+                 mt = getmetatable(setmetatable({}, { __index = { x = 1 } })) ~= nil }
     end
+    if kind == "xpcall-loop" then
+        xpcall(function() while true do end end, function() while true do end end)
+    end
+    if kind == "xpcall-ok" then
+        local ok, why = xpcall(function() error("inner") end, function(e) return "handled: " .. e end)
+        return { ok = ok, why = why }
+    end
+    if kind == "gsub-refused" then string.gsub("a", "a", function() ctx.db.insert("note", { n = 1 }) end) end
     if kind == "readonly" then string.upper = nil end
     return { done = kind }
 end
@@ -396,6 +406,24 @@ async fn runaway_scripts_end_at_their_limit_and_only_their_request() {
     assert_eq!(m["line"], lab_line("kind == \"backtrack\""), "{m}");
     assert_limit(&app, &token, "backtrack-caught", "operations").await;
     assert_limit(&app, &token, "gsub-grow", "string length").await;
+    // A script's xpcall handler runs counted too (Lua runs it with the hook
+    // off, inside the raise).
+    assert_limit(&app, &token, "xpcall-loop", "operations").await;
+    let (status, body) = app
+        .post("/api/lualab/run/xpcall-ok", &token, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["ok"], false);
+    let why = body["why"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("handled: ") && why.ends_with("inner"),
+        "{body}"
+    );
+    // A refused write inside a gsub replacement is still the request's 400.
+    let (status, body) = app
+        .post("/api/lualab/run/gsub-refused", &token, json!({}))
+        .await;
+    assert_field_error(status, &body, "title");
     let (status, body) = app.post("/api/lualab/run/ok", &token, json!({})).await;
     assert_eq!(status, StatusCode::OK, "the plugin carries on: {body}");
     let (status, body) = app.get("/api/inventory/item", &token).await;
@@ -455,7 +483,9 @@ async fn the_sandbox_has_no_escape_and_shares_no_globals() {
     let (app, token) = lab(|_| {}).await;
     let (status, body) = app.post("/api/lualab/run/escape", &token, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    for (k, v) in body.as_object().expect("object") {
+    let checks = body.as_object().expect("object");
+    assert_eq!(checks.len(), 9, "every escape checked: {body}");
+    for (k, v) in checks {
         assert_eq!(*v, true, "{k} is not reachable: {body}");
     }
     let (status, body) = app

@@ -37,6 +37,9 @@ use crate::plugins::PluginError;
 /// The sandbox, run once per state.
 const SANDBOX: &str = include_str!("sandbox.lua");
 
+/// The sandbox's chunk name (a `/` no script file name can contain).
+const SANDBOX_NAME: &str = "=plinth/sandbox";
+
 /// What the compiler puts before a script's first line.
 const PREFIX: &str = "local _ENV = ...; ";
 
@@ -156,11 +159,8 @@ fn script_location(lua: &Lua) -> Option<(String, usize)> {
     loop {
         let found = lua.inspect_stack(level, |d| {
             let source = d.source();
-            let script = source.what != "C"
-                && !source
-                    .source
-                    .as_deref()
-                    .is_some_and(|s| s.starts_with("=plinth"));
+            let script =
+                source.what != "C" && source.source.as_deref().is_none_or(|s| s != SANDBOX_NAME);
             script.then(|| {
                 (
                     source.short_src.map(|s| s.to_string()).unwrap_or_default(),
@@ -234,7 +234,7 @@ impl LuaRuntime {
         let host = bindings::host_table(&lua, bounds(&limits))?;
         strings::register(&lua, &host, limits.max_string)?;
         let (run, define): (Function, Function) =
-            lua.load(SANDBOX).set_name("=plinth sandbox").call((
+            lua.load(SANDBOX).set_name(SANDBOX_NAME).call((
                 host,
                 i64::try_from(limits.max_string).unwrap_or(i64::MAX),
                 i64::try_from(limits.max_collection).unwrap_or(i64::MAX),

@@ -75,7 +75,7 @@ unsafe fn script_location(state: *mut ffi::lua_State) -> (String, usize) {
             }
             let is_c = !ar.what.is_null() && CStr::from_ptr(ar.what).to_bytes() == b"C";
             let sandbox = !ar.source.is_null()
-                && CStr::from_ptr(ar.source).to_bytes().starts_with(b"=plinth");
+                && CStr::from_ptr(ar.source).to_bytes() == super::SANDBOX_NAME.as_bytes();
             if is_c || sandbox {
                 continue;
             }

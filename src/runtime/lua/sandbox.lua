@@ -16,6 +16,7 @@
 local H, max_string, max_items = ...
 
 local native_pcall, native_xpcall = pcall, xpcall
+local native_setmetatable, table_pack, table_unpack = setmetatable, table.pack, table.unpack
 local error, type, rawget, setmetatable, getmetatable, pairs =
     error, type, rawget, setmetatable, getmetatable, pairs
 local string_len, string_rep, table_insert = string.len, string.rep, table.insert
@@ -73,11 +74,35 @@ end
 S.match = function(...)
     return finish(str_match(...))
 end
-S.gsub = function(...)
-    return finish(str_gsub(...))
+S.gsub = function(s, p, repl, n)
+    if type(repl) ~= "function" then
+        return finish(str_gsub(s, p, repl, n))
+    end
+    -- An error of the replacement function passes through unchanged (a
+    -- refused write stays that table; a text keeps its location).
+    local raised
+    local function call(...)
+        local r = table_pack(native_pcall(repl, ...))
+        if r[1] then
+            return r[2]
+        end
+        raised = r
+        error(r[2], 0)
+    end
+    local r = table_pack(str_gsub(s, p, call, n))
+    if r[1] then
+        return table_unpack(r, 2, r.n)
+    end
+    if raised then
+        error(raised[2], 0)
+    end
+    error(r[2], 2)
 end
 S.gmatch = function(...)
-    local next_match = finish(str_gmatch(...))
+    local ok, next_match = str_gmatch(...)
+    if not ok then
+        error(next_match, 2)
+    end
     return function()
         return finish(next_match())
     end
@@ -130,14 +155,30 @@ local BASE = {
     pcall = function(f, ...)
         return after(native_pcall(f, ...))
     end,
+    -- The handler runs after the error unwound (Lua would run it inside
+    -- the raise, where the hook is off: uncounted, past every limit).
     xpcall = function(f, handler, ...)
-        return after(native_xpcall(f, handler, ...))
+        local r = table_pack(native_pcall(f, ...))
+        if r[1] then
+            return table_unpack(r, 1, r.n)
+        end
+        if ending(r[2]) then
+            error(r[2], 0)
+        end
+        return false, select(2, after(native_pcall(handler, r[2])))
     end,
     rawequal = rawequal,
     rawget = rawget,
     rawlen = rawlen,
     select = select,
-    setmetatable = setmetatable,
+    -- No finalizers: Lua runs them with the hook off, whenever the
+    -- collector gets to them, in whatever request is running then.
+    setmetatable = function(t, mt)
+        if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+            error("setmetatable: __gc (finalizers) is not available to scripts", 2)
+        end
+        return native_setmetatable(t, mt)
+    end,
     tonumber = tonumber,
     tostring = tostring,
     type = type,
