@@ -117,6 +117,18 @@ fn int_arg(args: &MultiValue, n: usize, name: &str, default: i64) -> Result<i64,
     }
 }
 
+/// The `(s, pattern [, init])` arguments of find, match and gmatch.
+fn subject_pattern_init(
+    lua: &Lua,
+    args: &MultiValue,
+    name: &str,
+) -> Result<(LuaString, LuaString, i64), String> {
+    let s = string_arg(lua, args, 1, name)?;
+    let p = string_arg(lua, args, 2, name)?;
+    let init = int_arg(args, 3, name, 1)?;
+    Ok((s, p, init))
+}
+
 /// A capture as Lua sees it.
 fn capture_value(lua: &Lua, c: CaptureValue<'_>) -> mlua::Result<LuaValue> {
     Ok(match c {
@@ -164,12 +176,7 @@ pub fn register(lua: &Lua, host: &Table, max_string: usize) -> mlua::Result<()> 
     host.raw_set(
         "str_find",
         lua.create_function(|lua, args: MultiValue| {
-            let parsed = string_arg(lua, &args, 1, "find").and_then(|s| {
-                let p = string_arg(lua, &args, 2, "find")?;
-                let init = int_arg(&args, 3, "find", 1)?;
-                Ok((s, p, init))
-            });
-            let (s, p, init) = match parsed {
+            let (s, p, init) = match subject_pattern_init(lua, &args, "find") {
                 Ok(parsed) => parsed,
                 Err(message) => return refuse(lua, &message),
             };
@@ -194,12 +201,7 @@ pub fn register(lua: &Lua, host: &Table, max_string: usize) -> mlua::Result<()> 
     host.raw_set(
         "str_match",
         lua.create_function(|lua, args: MultiValue| {
-            let parsed = string_arg(lua, &args, 1, "match").and_then(|s| {
-                let p = string_arg(lua, &args, 2, "match")?;
-                let init = int_arg(&args, 3, "match", 1)?;
-                Ok((s, p, init))
-            });
-            let (s, p, init) = match parsed {
+            let (s, p, init) = match subject_pattern_init(lua, &args, "match") {
                 Ok(parsed) => parsed,
                 Err(message) => return refuse(lua, &message),
             };
@@ -214,12 +216,7 @@ pub fn register(lua: &Lua, host: &Table, max_string: usize) -> mlua::Result<()> 
     host.raw_set(
         "str_gmatch",
         lua.create_function(|lua, args: MultiValue| {
-            let parsed = string_arg(lua, &args, 1, "gmatch").and_then(|s| {
-                let p = string_arg(lua, &args, 2, "gmatch")?;
-                let init = int_arg(&args, 3, "gmatch", 1)?;
-                Ok((s, p, init))
-            });
-            let (s, p, init) = match parsed {
+            let (s, p, init) = match subject_pattern_init(lua, &args, "gmatch") {
                 Ok(parsed) => parsed,
                 Err(message) => return refuse(lua, &message),
             };
